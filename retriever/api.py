@@ -1,0 +1,205 @@
+"""The Python API: ``SkillRetriever`` opens (building if needed) an index and searches it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retriever.errors import IndexError_, SkillLoadError, StaleIndexError, UnknownSkillError
+from retriever.rank import ScoringConfig
+from retriever.results import SearchResult
+from retriever.skill import LoadProblem, Skill
+
+if TYPE_CHECKING:
+    from retriever.embed import Embedder
+    from retriever.search import Searcher
+    from retriever.store import StoredIndex
+
+log = logging.getLogger(__name__)
+
+PathArg = str | PathLike[str]
+REBUILD_CHOICES = ("auto", "never", "always")
+
+
+def _roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
+    from retriever.paths import bundled_skills_dir
+
+    if skills is None:
+        return [bundled_skills_dir()]
+    if isinstance(skills, (str, PathLike)):
+        skills = [skills]
+    roots = [Path(s).expanduser() for s in skills]
+    if not roots:
+        raise SkillLoadError("no skills roots given")
+    for r in roots:
+        if not r.exists():
+            raise SkillLoadError(f"skills root not found: {r}")
+        if not r.is_dir():
+            raise SkillLoadError(f"skills root is not a folder: {r}")
+    return [r.resolve() for r in roots]
+
+
+class SkillRetriever:
+    """Ranked skills, patterns and handoffs for a task, over one or more skill collections.
+
+    Open it with :meth:`open` (builds or refreshes the index as needed) and call
+    :meth:`search`. Safe to share between threads.
+    """
+
+    def __init__(self, searcher: Searcher, stored: StoredIndex, index_dir: Path,
+                 rebuilt_because: str | None) -> None:
+        self._searcher = searcher
+        self._stored = stored
+        self.index_dir = index_dir
+        #: Why :meth:`open` (re)built the index, or ``None`` when it was up to date.
+        self.rebuilt_because = rebuilt_because
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        skills: PathArg | Sequence[PathArg] | None = None,
+        *,
+        index_dir: PathArg | None = None,
+        model: str | None = None,
+        rebuild: str = "auto",
+        config: ScoringConfig | None = None,
+        embedder: Embedder | None = None,
+        progress: bool | None = None,
+    ) -> SkillRetriever:
+        """Open the index of ``skills`` (a root or several; default: the bundled collection).
+
+        ``rebuild``: ``"auto"`` builds when the index is missing, stale (another corpus or
+        model) or damaged; ``"never"`` raises ``StaleIndexError``/``IndexError_`` instead;
+        ``"always"`` rebuilds. ``model`` is a sentence-transformers name or path (default:
+        the packaged all-MiniLM-L6-v2). ``progress`` shows a bar while embedding (default:
+        when stderr is a terminal).
+        """
+        from retriever.embed import SentenceTransformerEmbedder
+        from retriever.load.collection import corpus_fingerprint
+        from retriever.load.discover import discover
+        from retriever.paths import default_index_dir
+        from retriever.store import build_lock, load_index, read_manifest
+
+        if rebuild not in REBUILD_CHOICES:
+            raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
+        roots = _roots(skills)
+        embedder = embedder or SentenceTransformerEmbedder(model)
+        folder = Path(index_dir).expanduser() if index_dir else default_index_dir(
+            roots, embedder.model_id)
+        if progress is None:
+            progress = sys.stderr.isatty()
+
+        sources = discover(roots)
+        fingerprint = corpus_fingerprint(sources)
+
+        def why_rebuild() -> str | None:
+            try:
+                manifest = read_manifest(folder)
+            except IndexError_ as e:
+                return str(e)
+            if manifest is None:
+                return "no index yet"
+            if manifest.get("model") != embedder.model_id:
+                return (f"built with model '{manifest.get('model')}', "
+                        f"asked for '{embedder.model_id}'")
+            if manifest.get("corpus_fingerprint") != fingerprint:
+                return "the skill files changed since it was built"
+            return None
+
+        reason = "rebuild asked for" if rebuild == "always" else why_rebuild()
+        stored = None
+        if reason is None:
+            try:
+                stored = load_index(folder)
+            except IndexError_ as e:
+                reason = str(e)
+        if reason is not None:
+            if rebuild == "never":
+                raise StaleIndexError(
+                    f"index {folder} cannot be used: {reason}. Build it with `retrieve index`"
+                    " (or allow rebuilding)")
+            with build_lock(folder):
+                stored = None
+                if rebuild != "always" and why_rebuild() is None:
+                    try:  # another process built it while we waited for the lock
+                        stored, reason = load_index(folder), None
+                    except IndexError_:
+                        pass
+                if stored is None:
+                    log.info("building index %s (%s)", folder, reason)
+                    cls._build(folder, roots, sources, fingerprint, embedder, progress)
+                    stored = load_index(folder)
+        from retriever.search import Searcher
+
+        searcher = Searcher(stored, embedder, config or ScoringConfig())
+        return cls(searcher, stored, folder, reason)
+
+    @staticmethod
+    def _build(folder, roots, sources, fingerprint, embedder, progress) -> None:
+        from retriever import __version__
+        from retriever.indexer import build_index
+        from retriever.load.collection import load_sources
+        from retriever.store import save_index
+
+        report = load_sources(sources, tuple(str(r) for r in roots))
+        if not report.skills:
+            where = ", ".join(str(r) for r in roots)
+            problems = "; ".join(str(p) for p in report.problems[:3])
+            raise SkillLoadError(
+                f"no skills found under {where}" + (f" ({problems})" if problems else "")
+                + ": expected <dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md")
+        built = build_index(report, embedder, fingerprint=fingerprint,
+                            package_version=__version__, progress=progress)
+        save_index(folder, manifest=built.manifest, index=built.index,
+                   documents=built.documents, skills=report.skills,
+                   rule_vectors=built.rule_vectors, problems=report.problems)
+
+    # -- using ------------------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5) -> SearchResult:
+        """The ``k`` best skills for ``query`` (plus any handoff targets), best first."""
+        return self._searcher.search(query, k)
+
+    @property
+    def skills(self) -> tuple[Skill, ...]:
+        return self._stored.skills
+
+    @property
+    def problems(self) -> tuple[LoadProblem, ...]:
+        """What went wrong loading the collection when the index was built."""
+        return self._stored.problems
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self._stored.manifest)
+
+    @property
+    def document_count(self) -> int:
+        return len(self._stored.documents)
+
+    def skill(self, skill_id: str) -> Skill:
+        """One skill by id; ``UnknownSkillError`` names close ids when there is no such skill."""
+        found = self._searcher.skills.get(skill_id)
+        if found is None:
+            raise UnknownSkillError(unknown_skill_message(skill_id, self._searcher.skills))
+        return found
+
+    def render_markdown(self, result: SearchResult, max_chars: int = 6000) -> str:
+        """The result's skills and patterns as prompt-ready Markdown of at most ``max_chars``."""
+        from retriever.render import render_result
+
+        return render_result(result, self._searcher.skills, max_chars=max_chars)
+
+
+def unknown_skill_message(skill_id: str, known: dict[str, Skill] | Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(skill_id, list(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown skill id '{skill_id}'{hint}"

@@ -1,0 +1,196 @@
+"""The ``retrieve`` command line.
+
+Results go to stdout, diagnostics to stderr; ``--json`` for scripts. A user error prints one
+line and exits 2, never a traceback. Heavy modules load only inside the chosen subcommand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from retriever.errors import RetrieverError
+
+EXIT_USER_ERROR = 2
+
+
+def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
+    p.add_argument("--skills", action="append", metavar="PATH",
+                   help="a skills root (repeatable; default: the bundled collection)")
+    if index:
+        p.add_argument("--index", metavar="DIR",
+                       help="index folder (default: one per collection, see README)")
+        p.add_argument("--model", metavar="NAME_OR_PATH",
+                       help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+        p.add_argument("--no-rebuild", action="store_true",
+                       help="fail instead of rebuilding a missing or stale index")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retrieve",
+        description="Find the right agent skills for a task: ranked skills, their patterns, "
+                    "and handoffs.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("search", help="rank skills and patterns for a task")
+    p.add_argument("query", help="the task, in words")
+    p.add_argument("-k", type=int, default=5, help="how many skills (default 5)")
+    p.add_argument("--json", action="store_true", help="JSON output (see README)")
+    p.add_argument("--markdown", action="store_true",
+                   help="prompt-ready Markdown of the results")
+    p.add_argument("--max-chars", type=int, default=6000, help="budget for --markdown")
+    _common(p)
+
+    p = sub.add_parser("index", help="build or refresh the index; print counts and problems")
+    p.add_argument("--json", action="store_true",
+                   help='JSON output: {"skills", "documents", "problems"}')
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    _common(p)
+
+    p = sub.add_parser("show", help="print one skill")
+    p.add_argument("skill_id")
+    p.add_argument("--json", action="store_true")
+    _common(p, index=False)
+
+    p = sub.add_parser("eval", help="ranking metrics over a labelled query file")
+    p.add_argument("--queries", required=True, metavar="FILE.jsonl",
+                   help='one {"id", "query", "relevant": [ids], "source"} per line')
+    p.add_argument("--json", action="store_true", help="metrics as JSON")
+    p.add_argument("--run-out", metavar="FILE", help="write {query_id: [skill ids]} here")
+    p.add_argument("-k", type=int, default=10, help="ranked skills kept per query (default 10)")
+    _common(p)
+    return parser
+
+
+def _open(args: argparse.Namespace, *, rebuild: str | None = None):
+    from retriever.api import SkillRetriever
+
+    return SkillRetriever.open(
+        args.skills,
+        index_dir=args.index,
+        model=args.model,
+        rebuild=rebuild or ("never" if args.no_rebuild else "auto"),
+    )
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    retriever = _open(args)
+    result = retriever.search(args.query, k=args.k)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif args.markdown:
+        print(retriever.render_markdown(result, max_chars=args.max_chars))
+    else:
+        from retriever.terminal import format_result
+
+        print(format_result(result))
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    retriever = _open(args, rebuild="always" if args.force else None)
+    problems = [{"path": p.path, "reason": p.reason} for p in retriever.problems]
+    if args.json:
+        print(json.dumps({"skills": len(retriever.skills),
+                          "documents": retriever.document_count,
+                          "problems": problems,
+                          "index": str(retriever.index_dir),
+                          "rebuilt": retriever.rebuilt_because is not None}, indent=2))
+        return 0
+    state = (f"built ({retriever.rebuilt_because})" if retriever.rebuilt_because
+             else "up to date")
+    print(f"index {retriever.index_dir}: {state}")
+    print(f"{len(retriever.skills)} skills, {retriever.document_count} documents, "
+          f"{len(problems)} problems, model {retriever.manifest.get('model')}")
+    for p in problems:
+        print(f"  problem: {p['path']}: {p['reason']}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from retriever.api import _roots, unknown_skill_message
+    from retriever.errors import UnknownSkillError
+    from retriever.load import load_collection
+
+    report = load_collection(_roots(args.skills))
+    skill = report.by_id().get(args.skill_id)
+    if skill is None:
+        raise UnknownSkillError(unknown_skill_message(args.skill_id, report.by_id()))
+    if args.json:
+        print(json.dumps(skill.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        from retriever.terminal import format_skill
+
+        print(format_skill(skill))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from retriever.evaluate import METRICS, evaluate, read_queries
+
+    queries = read_queries(args.queries)  # a bad file fails before the model loads
+    retriever = _open(args)
+    bar = None
+    if sys.stderr.isatty() and not args.json:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(queries), desc="queries", file=sys.stderr)
+        except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
+            bar = None
+    report = evaluate(queries, lambda q: retriever.search(q, k=args.k).skill_ids,
+                      progress=(lambda i: bar.update(1)) if bar else None)
+    if bar:
+        bar.close()
+    if args.run_out:
+        with open(args.run_out, "w", encoding="utf-8") as f:
+            json.dump(report.run, f, indent=1)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    header = f"{'source':<14}{'n':>6}" + "".join(f"{m:>9}" for m in METRICS)
+    print(header)
+    rows = [("all", report.metrics)] + list(report.by_source.items())
+    for name, m in rows:
+        print(f"{name:<14}{int(m['n']):>6}" + "".join(f"{m[k]:>9.3f}" for k in METRICS))
+    return 0
+
+
+COMMANDS = {"search": _cmd_search, "index": _cmd_index, "show": _cmd_show, "eval": _cmd_eval}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from retriever import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="retrieve: %(message)s", stream=sys.stderr)
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "faiss",
+                  "faiss.loader"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except RetrieverError as e:
+        print(f"retrieve: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. `retrieve search ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

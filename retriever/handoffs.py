@@ -1,0 +1,48 @@
+"""Handoff rules: decide which rules of the top skills fire for a query.
+
+A rule's trigger is read one of two ways:
+- a keyword alternation: ``"security audit|penetration"``, ``"frontend or ui or component"``,
+  ``"cdn, edge"`` or a short phrase of up to ``MAX_KEYWORD_WORDS`` words. It fires when one of
+  its phrases stands in the query as whole words (see ``keywords``);
+- a natural-language condition (``when: The consumer must survive duplicates``): it fires when
+  the query's embedding is close enough to the rule's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from retriever.keywords import words
+from retriever.skill import HandoffRule
+
+MAX_KEYWORD_WORDS = 3
+_OR = re.compile(r"\s*\|\s*|\s+or\s+|\s*,\s*|\s*/\s*", re.I)
+
+
+def rule_phrases(trigger: str) -> tuple[str, ...]:
+    """The keyword phrases of a trigger, or ``()`` when it is a natural-language condition."""
+    text = trigger.strip()
+    if not text:
+        return ()
+    if "|" in text:
+        parts = [p for p in re.split(r"\s*\|\s*", text) if words(p)]
+        return tuple(parts)
+    parts = [p for p in _OR.split(text) if words(p)]
+    if parts and all(len(words(p)) <= MAX_KEYWORD_WORDS for p in parts):
+        return tuple(parts)
+    return ()
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A handoff rule with its reading decided once, at index open."""
+
+    skill_id: str
+    rule: HandoffRule
+    row: int  # row of the rule's vector in the index's rule matrix
+    phrases: tuple[str, ...]  # empty: matched semantically
+
+    @property
+    def is_keyword(self) -> bool:
+        return bool(self.phrases)

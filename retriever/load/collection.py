@@ -1,0 +1,195 @@
+"""Load whole collections: parse every discovered skill, report problems, keep the rest.
+
+One broken file never takes the load down: every problem (unreadable or unparseable file,
+wrong type, duplicate id, handoff to a skill the collection does not have) becomes a
+``LoadProblem`` naming the file and the reason, and the other skills still load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from retriever.load.discover import SkillSource, discover
+from retriever.load.skillmd import skill_from_skill_md, split_front_matter
+from retriever.load.spawner import skill_from_spawner
+from retriever.skill import LoadProblem, LoadReport, Skill
+
+log = logging.getLogger(__name__)
+
+# Skill files are hand-written text; anything this large is a mistake (or an attack), and is
+# refused before it is read into memory.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# libyaml's loader is ~10x faster; both are the *safe* loaders (no arbitrary objects).
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _FileProblem(Exception):
+    """A file that cannot be used; the message is the reason for the load report."""
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or ``_FileProblem`` saying why it cannot be used."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _FileProblem(
+                f"file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for a skill file"
+            )
+        data = path.read_bytes()
+    except OSError as e:
+        raise _FileProblem(f"cannot read file: {e.strerror or e}") from e
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _FileProblem(f"not valid UTF-8 (byte {e.start})") from e
+
+
+def parse_yaml(text: str, what: str = "file") -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise _FileProblem(f"invalid YAML in {what}{where}: {problem}") from e
+    except RecursionError as e:
+        raise _FileProblem(f"YAML in {what} is nested too deeply") from e
+
+
+def _load_map(path: Path, what: str = "file") -> dict[str, Any]:
+    data = parse_yaml(read_text(path), what)
+    if not isinstance(data, dict):
+        found = "nothing" if data is None else type(data).__name__
+        raise _FileProblem(f"expected a map of fields at the top level, found {found}")
+    return data
+
+
+def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProblem]) -> str:
+    for key in ("id", "skill_id"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        problems.append(LoadProblem(
+            str(source.path),
+            f"field '{key}' should be a non-empty string, found {value!r}; "
+            f"using the folder name '{source.folder_name}'",
+        ))
+        break
+    return source.folder_name
+
+
+def _load_one(source: SkillSource, problems: list[LoadProblem]) -> Skill:
+    """Parse one skill; raises ``_FileProblem`` when its main file is unusable."""
+    path, collection = str(source.path), str(source.root)
+    if source.format == "skill-md":
+        front, body = split_front_matter(read_text(source.path))
+        meta: Any = {} if front is None else parse_yaml(front, "front matter")
+        if front is None:
+            problems.append(LoadProblem(path, "no YAML front matter (--- name/description ---)"))
+        if not isinstance(meta, dict):
+            raise _FileProblem(f"front matter should be a map, found {type(meta).__name__}")
+        # The folder name is the id: the Agent Skills format asks for name == folder name, and
+        # real collections break that (two folders, one name), while folder names are unique.
+        return skill_from_skill_md(
+            meta, body, skill_id=source.folder_name, path=path, collection=collection
+        )
+
+    data = _load_map(source.path)
+    collaboration = None
+    if source.collaboration is not None:
+        try:
+            collaboration = _load_map(source.collaboration)
+        except _FileProblem as e:  # the skill itself is still usable
+            problems.append(LoadProblem(str(source.collaboration), str(e)))
+    return skill_from_spawner(
+        data,
+        collaboration,
+        skill_id=_skill_id(data, source, problems),
+        fmt=source.format,
+        path=path,
+        collection=collection,
+        file_name=source.path.name,
+        collaboration_name=source.collaboration.name if source.collaboration else "",
+    )
+
+
+def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> LoadReport:
+    """Parse ``sources`` (as found by ``discover``) into a report of skills and problems."""
+    problems: list[LoadProblem] = []
+    skills: dict[str, Skill] = {}
+    for source in sources:
+        try:
+            skill = _load_one(source, problems)
+        except _FileProblem as e:
+            problems.append(LoadProblem(str(source.path), str(e)))
+            continue
+        except Exception as e:  # noqa: BLE001 - one odd file must never stop the load
+            log.debug("unexpected error loading %s", source.path, exc_info=True)
+            problems.append(LoadProblem(str(source.path), f"cannot load skill: {e!r}"))
+            continue
+        kept = skills.get(skill.id)
+        if kept is not None:
+            problems.append(LoadProblem(
+                skill.path,
+                f"duplicate skill id '{skill.id}': the one from {kept.path} is kept, this one is "
+                "skipped (first root and first path win)",
+                skill.id,
+            ))
+            continue
+        skills[skill.id] = skill
+
+    for skill in skills.values():
+        for rule in skill.handoffs:
+            if rule.target not in skills:
+                problems.append(LoadProblem(
+                    skill.path,
+                    f"handoff to '{rule.target}', which is not in the collection "
+                    f"({rule.origin}); it will be reported as unresolved",
+                    skill.id,
+                ))
+    return LoadReport(skills=tuple(skills.values()), problems=tuple(problems), roots=roots)
+
+
+def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:
+    """Discover and load every skill under ``roots`` (in order: the first root wins a duplicate).
+
+    Raises ``SkillLoadError`` only when a root itself is missing or not a folder.
+    """
+    sources = discover(roots)
+    report = load_sources(sources, tuple(str(Path(r).expanduser().resolve()) for r in roots))
+    empty = [r for r in report.roots if not any(s.root == Path(r) for s in sources)]
+    if empty:
+        report = LoadReport(
+            skills=report.skills,
+            problems=report.problems + tuple(
+                LoadProblem(r, "no skills found here (expected <dir>/skill.yaml, "
+                               "<dir>/<id>.yaml or <dir>/SKILL.md)")
+                for r in empty
+            ),
+            roots=report.roots,
+        )
+    return report
+
+
+def corpus_fingerprint(sources: list[SkillSource]) -> str:
+    """A hash of every indexed file's path and content, and of the roots they were found in.
+
+    Sharp edges and validations are not indexed, so editing them does not make an index stale.
+    """
+    h = hashlib.sha256()
+    for source in sources:
+        h.update(str(source.root).encode() + b"\0")
+        for path in source.files():
+            h.update(str(path.relative_to(source.root)).encode() + b"\0")
+            try:
+                h.update(hashlib.sha256(path.read_bytes()).digest())
+            except OSError:
+                h.update(b"<unreadable>")
+    return h.hexdigest()

@@ -1,0 +1,94 @@
+"""Find the skills under one or more roots, in every supported layout.
+
+Layouts:
+- spawner folder: ``<dir>/skill.yaml`` with ``collaboration.yaml`` (and ``sharp-edges.yaml``,
+  ``validations.yaml``, which are not indexed) beside it;
+- spawner flat: ``<dir>/<id>.yaml`` with ``<id>-collaboration.yaml`` etc. beside it;
+- Agent Skills: ``<dir>/SKILL.md``.
+
+A folder that is a skill is not descended into: skill folders carry references, scripts and
+examples whose YAML or Markdown files are not skills.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from retriever.errors import SkillLoadError
+
+SPAWNER_FILE = "skill.yaml"
+SKILL_MD = "SKILL.md"
+# Files that sit beside a skill's main file; in the flat layout they carry an "<id>-" prefix.
+SIDE_FILES = ("collaboration", "sharp-edges", "validations")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class SkillSource:
+    """Where one skill is written: its main file, an optional collaboration file, its root."""
+
+    format: str  # "spawner", "spawner-flat" or "skill-md"
+    path: Path
+    root: Path
+    collaboration: Path | None = None
+
+    @property
+    def folder_name(self) -> str:
+        return self.path.stem if self.format == "spawner-flat" else self.path.parent.name
+
+    def files(self) -> tuple[Path, ...]:
+        """The files whose content goes into the index (and so into its fingerprint)."""
+        return (self.path,) + ((self.collaboration,) if self.collaboration else ())
+
+
+def _is_side_file(stem: str) -> bool:
+    return stem in SIDE_FILES or any(stem.endswith("-" + s) for s in SIDE_FILES)
+
+
+def _sources_in(folder: Path, names: list[str], root: Path) -> tuple[list[SkillSource], bool]:
+    """The skills written directly in ``folder``, and whether the folder is itself a skill."""
+    if SPAWNER_FILE in names:
+        collab = folder / "collaboration.yaml"
+        collab_or_none = collab if collab.is_file() else None
+        return [SkillSource("spawner", folder / SPAWNER_FILE, root, collab_or_none)], True
+    if SKILL_MD in names:
+        return [SkillSource("skill-md", folder / SKILL_MD, root)], True
+    sources = []
+    for name in sorted(names):
+        stem, suffix = os.path.splitext(name)
+        if suffix not in YAML_SUFFIXES or _is_side_file(stem) or name.startswith("."):
+            continue
+        collab = next(
+            (folder / f"{stem}-collaboration{s}" for s in YAML_SUFFIXES
+             if (folder / f"{stem}-collaboration{s}").is_file()),
+            None,
+        )
+        sources.append(SkillSource("spawner-flat", folder / name, root, collab))
+    return sources, False
+
+
+def discover(roots: list[Path] | tuple[Path, ...]) -> list[SkillSource]:
+    """List every skill under ``roots``, in a stable order (roots in order, then by path).
+
+    Raises ``SkillLoadError`` for a root that does not exist or is not a folder; a root that
+    holds no skills yields nothing here and is reported by the loader.
+    """
+    found: list[SkillSource] = []
+    for root in roots:
+        root = Path(root).expanduser()
+        if not root.exists():
+            raise SkillLoadError(f"skills root not found: {root} (pass an existing folder)")
+        if not root.is_dir():
+            raise SkillLoadError(f"skills root is not a folder: {root}")
+        root = root.resolve()
+        # followlinks=False: a symlink loop in a collection must not hang the walk.
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+            folder = Path(dirpath)
+            sources, is_skill = _sources_in(folder, filenames, root)
+            found.extend(sources)
+            if is_skill:
+                dirnames[:] = []
+    return found

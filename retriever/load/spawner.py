@@ -1,0 +1,194 @@
+"""Turn a parsed spawner ``skill.yaml`` (and its ``collaboration.yaml``) into a ``Skill``.
+
+Every shape the public spawner collection uses is accepted: ``patterns``, ``anti_patterns``,
+``handoffs`` and ``triggers`` as lists or as maps keyed by name; ``identity`` as a string or a
+map; anti-pattern fields ``why``/``instead`` or ``problem``/``solution`` (and their cousins);
+handoffs keyed ``trigger``/``when``/``situation``/``condition``, ``to``/``skill``/
+``delegate_to``, ``context``/``context_template``/``pass``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from retriever.load.shapes import (
+    first_paragraph,
+    first_sentence,
+    first_text,
+    humanize,
+    named_items,
+    strings_of,
+    text_of,
+)
+from retriever.skill import AntiPattern, HandoffRule, Pattern, Skill
+
+PATTERN_DESCRIPTION = ("description", "summary", "what")
+PATTERN_WHEN = ("when", "when_to_use", "use_when", "context", "situation")
+PATTERN_EXAMPLE = ("example", "implementation", "code_example", "pattern", "template", "code")
+
+ANTI_NAME = ("name", "pattern", "title", "id")
+ANTI_DESCRIPTION = ("description", "problem", "wrong", "summary")
+ANTI_WHY = ("why", "why_bad", "why_harmful", "impact", "consequence", "problem", "risk")
+ANTI_INSTEAD = ("instead", "what_to_do_instead", "solution", "fix", "what_to_do", "right",
+                "alternative", "better")
+
+HANDOFF_TARGET = ("to", "skill", "delegate_to", "target")
+HANDOFF_TRIGGER = ("trigger", "when", "situation", "condition", "triggers")
+HANDOFF_CONTEXT = ("context", "context_template", "pass", "handoff", "provides", "reason")
+# Containers that describe work coming *to* this skill, not rules for handing work away.
+INCOMING_KEYS = ("receives_from", "receives_context_from", "accept_from_others", "receives")
+# Trigger maps sometimes list file globs beside keywords; globs are not phrases.
+TRIGGER_SKIP_KEYS = ("file_patterns", "files", "globs", "paths", "file_globs")
+
+
+def _pattern(hint: str, item: Any) -> Pattern | None:
+    if isinstance(item, dict):
+        name = first_text(item, "name", "title", "id") or humanize(hint)
+        description = first_text(item, *PATTERN_DESCRIPTION)
+        if not name and not description:
+            return None
+        if not description and not any(k in item for k in PATTERN_WHEN + PATTERN_EXAMPLE):
+            # A map of loose facts (e.g. {"rule": ..., "reason": ...}): keep it as text.
+            description = text_of({k: v for k, v in item.items() if k not in ("name", "title")})
+        return Pattern(
+            name=name or first_sentence(description, 80),
+            description=description,
+            when=first_text(item, *PATTERN_WHEN),
+            example=first_text(item, *PATTERN_EXAMPLE),
+        )
+    text = text_of(item)
+    if not text:
+        return None
+    if hint:  # a map entry whose value is a string or a list: the key names it
+        return Pattern(name=humanize(hint), description=text)
+    return Pattern(name=first_sentence(text, 80), description=text if len(text) > 80 else "")
+
+
+def _anti_pattern(hint: str, item: Any) -> AntiPattern | None:
+    if isinstance(item, dict):
+        name = first_text(item, *ANTI_NAME) or humanize(hint)
+        description = first_text(item, *ANTI_DESCRIPTION)
+        why = first_text(item, *ANTI_WHY)
+        if why == description:
+            why = first_text(item, *(k for k in ANTI_WHY if k != "problem"))
+        if not (name or description):
+            return None
+        return AntiPattern(
+            name=name or first_sentence(description, 80),
+            description=description,
+            why=why,
+            instead=first_text(item, *ANTI_INSTEAD),
+        )
+    text = text_of(item)
+    if not text:
+        return None
+    if hint:
+        return AntiPattern(name=humanize(hint), description=text)
+    return AntiPattern(name=first_sentence(text, 80), description=text if len(text) > 80 else "")
+
+
+def _clean_target(value: Any) -> str:
+    """``"ai-safety-alignment skill"`` -> ``"ai-safety-alignment"``."""
+    target = text_of(value)
+    if target.lower().endswith(" skill"):
+        target = target[: -len(" skill")].strip()
+    return target
+
+
+def handoff_rules(value: Any, origin: str) -> list[HandoffRule]:
+    """Every handoff rule found in ``value``, however it is nested.
+
+    A rule is a map with a target key (``to``/``skill``/``delegate_to``). Its trigger is the
+    first of ``trigger``/``when``/``situation``/``condition``; a rule with no trigger (e.g.
+    ``hands_to: [{skill, provides}]``) is triggered by its context text instead. Containers of
+    incoming work (``receives_from`` ...) are skipped.
+    """
+    rules: list[HandoffRule] = []
+
+    def walk(v: Any, where: str) -> None:
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                walk(x, f"{where}[{i}]")
+            return
+        if not isinstance(v, dict):
+            return
+        target = next((_clean_target(v[k]) for k in HANDOFF_TARGET
+                       if isinstance(v.get(k), str) and v.get(k).strip()), "")
+        if target:
+            context = first_text(v, *HANDOFF_CONTEXT)
+            trigger = first_text(v, *HANDOFF_TRIGGER) or context
+            if trigger:
+                rules.append(HandoffRule(
+                    target=target,
+                    trigger=trigger,
+                    context=context,
+                    priority=text_of(v.get("priority")),
+                    origin=where,
+                ))
+            return
+        for k, x in v.items():
+            if str(k) not in INCOMING_KEYS:
+                walk(x, f"{where}.{k}")
+
+    walk(value, origin)
+    return rules
+
+
+def _identity(value: Any) -> tuple[str, str]:
+    """The identity as text, and the role it names (a map's ``role``, or a first sentence)."""
+    if isinstance(value, dict):
+        role = text_of(value.get("role"))
+        return text_of(value), role
+    text = text_of(value)
+    return text, first_sentence(text) if text else ""
+
+
+def skill_from_spawner(
+    data: dict[str, Any],
+    collaboration: dict[str, Any] | None,
+    *,
+    skill_id: str,
+    fmt: str,
+    path: str,
+    collection: str,
+    collaboration_name: str = "collaboration.yaml",
+    file_name: str = "skill.yaml",
+) -> Skill:
+    """Build a ``Skill`` from a parsed skill map; ``skill_id`` is already decided by the caller."""
+    identity, role = _identity(data.get("identity"))
+    description = text_of(data.get("description")) or role or first_paragraph(identity)
+    name = text_of(data.get("name")) or humanize(skill_id)
+
+    triggers = list(strings_of(data.get("triggers"), skip_keys=TRIGGER_SKIP_KEYS))
+    handoffs = handoff_rules(data.get("handoffs"), f"{file_name}:handoffs")
+    if collaboration:
+        delegation = collaboration.get("delegation_triggers")
+        handoffs += handoff_rules(delegation, f"{collaboration_name}:delegation_triggers")
+        # Some collaboration files list phrases that call for *this* skill
+        # ({phrase, confidence}); they are triggers of this skill, not handoffs.
+        for _, item in named_items(delegation):
+            if isinstance(item, dict) and "phrase" in item and not any(
+                k in item for k in HANDOFF_TARGET
+            ):
+                phrase = text_of(item["phrase"])
+                if phrase:
+                    triggers.append(phrase)
+
+    return Skill(
+        id=skill_id,
+        name=name,
+        description=description,
+        identity=identity,
+        role=role,
+        triggers=tuple(dict.fromkeys(triggers)),
+        owns=strings_of(data.get("owns")),
+        tags=strings_of(data.get("tags")),
+        patterns=tuple(p for h, x in named_items(data.get("patterns"))
+                       if (p := _pattern(h, x)) is not None),
+        anti_patterns=tuple(a for h, x in named_items(data.get("anti_patterns"))
+                            if (a := _anti_pattern(h, x)) is not None),
+        handoffs=tuple(handoffs),
+        format=fmt,
+        path=path,
+        collection=collection,
+    )

@@ -1,0 +1,55 @@
+"""Where things are by default: the bundled collection and the index folders."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+ENV_HOME = "SKILL_RETRIEVER_HOME"
+
+
+def bundled_skills_dir() -> Path:
+    """The collection shipped with the package (inside a wheel) or beside it (a checkout)."""
+    inside = _PACKAGE / "bundled_skills"
+    return inside if inside.is_dir() else _PACKAGE.parent / "skills"
+
+
+def _source_checkout_index() -> Path | None:
+    """``<repo>/index`` when running from a source checkout of this project."""
+    repo = _PACKAGE.parent
+    pyproject = repo / "pyproject.toml"
+    if (repo / "index").is_dir() and pyproject.is_file() and os.access(repo / "index", os.W_OK):
+        try:
+            if 'name = "skill-retriever"' in pyproject.read_text(encoding="utf-8"):
+                return repo / "index"
+        except OSError:
+            return None
+    return None
+
+
+def index_home() -> Path:
+    """Where index folders go unless ``--index`` says otherwise.
+
+    ``$SKILL_RETRIEVER_HOME`` if set; else ``index/`` of a source checkout; else the user's
+    cache folder (``$XDG_CACHE_HOME/skill-retriever``, or ``~/.cache/skill-retriever``).
+    Never inside site-packages.
+    """
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]).expanduser()
+    checkout = _source_checkout_index()
+    if checkout is not None:
+        return checkout
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "skill-retriever"
+
+
+def default_index_dir(roots: list[Path] | tuple[Path, ...], model_id: str) -> Path:
+    """One folder per set of roots and model, named so a person can tell them apart."""
+    key = "\n".join([model_id, *(str(Path(r).resolve()) for r in roots)])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+    slug = "+".join(Path(r).resolve().name for r in roots)[:60] or "skills"
+    slug = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
+    return index_home() / f"{slug}-{digest}"

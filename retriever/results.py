@@ -1,0 +1,109 @@
+"""What a search returns: typed, frozen, and explaining itself.
+
+``SearchResult.to_dict()`` is the JSON contract of ``retrieve search --json`` (see README).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SEMANTIC = "semantic"
+KEYWORD = "keyword"
+HANDOFF = "handoff"
+
+
+@dataclass(frozen=True)
+class Match:
+    """One reason a skill is in the results: the field and text that matched, and how well."""
+
+    field: str  # e.g. "card", "triggers[2]", "patterns[0]"
+    kind: str  # document kind ("card", "trigger", "pattern", ...) or "handoff"
+    text: str
+    score: float
+    via: str  # "semantic", "keyword" or "handoff"
+
+
+@dataclass(frozen=True)
+class PatternHit:
+    """A pattern or anti-pattern of a skill that fits the query."""
+
+    skill_id: str
+    kind: str  # "pattern" or "anti_pattern"
+    name: str
+    text: str
+    score: float
+    field: str
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A handoff rule of a result skill that fired for the query."""
+
+    from_skill: str
+    to_skill: str
+    reason: str
+    context: str
+    score: float
+    resolved: bool  # False: the target is not in the collection
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.from_skill, "to": self.to_skill, "reason": self.reason,
+                "context": self.context, "score": round(self.score, 4),
+                "resolved": self.resolved}
+
+
+@dataclass(frozen=True)
+class SkillHit:
+    """One ranked skill with the evidence for it and its best patterns."""
+
+    id: str
+    name: str
+    score: float
+    via: str
+    description: str
+    collection: str
+    matches: tuple[Match, ...]
+    patterns: tuple[PatternHit, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "score": round(self.score, 4),
+            "via": self.via,
+            "description": self.description,
+            "collection": self.collection,
+            "matches": [_rounded(asdict(m)) for m in self.matches],
+            "patterns": [_rounded(asdict(p)) for p in self.patterns],
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Ranked skills, the best patterns across all skills, and the handoffs that fired."""
+
+    query: str
+    skills: tuple[SkillHit, ...]
+    patterns: tuple[PatternHit, ...]
+    handoffs: tuple[Handoff, ...]
+    weak: bool  # the best semantic score was under the weak threshold
+    notes: tuple[str, ...] = ()
+
+    @property
+    def skill_ids(self) -> list[str]:
+        return [s.id for s in self.skills]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "skills": [s.to_dict() for s in self.skills],
+            "patterns": [_rounded(asdict(p)) for p in self.patterns],
+            "handoffs": [h.to_dict() for h in self.handoffs],
+            "weak": self.weak,
+            "notes": list(self.notes),
+        }
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in d.items()}

@@ -1,0 +1,194 @@
+"""Step 6 of the flow: answer a query from an opened index.
+
+query -> vector -> nearest documents (FAISS) -> per-skill aggregation + keyword triggers
+(``rank``) -> handoff rules of the top skills (``handoffs``) -> typed results that say why
+each skill is there.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from retriever.documents import ANTI_PATTERN, PATTERN
+from retriever.embed import Embedder
+from retriever.errors import QueryError
+from retriever.handoffs import CompiledRule, rule_phrases
+from retriever.keywords import PhraseMatcher, words
+from retriever.rank import DocHit, KeywordHit, Ranked, ScoringConfig, aggregate, rank
+from retriever.results import (
+    HANDOFF,
+    KEYWORD,
+    SEMANTIC,
+    Handoff,
+    Match,
+    PatternHit,
+    SearchResult,
+    SkillHit,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from retriever.store import StoredIndex
+
+PATTERN_KINDS = (PATTERN, ANTI_PATTERN)
+
+
+class Searcher:
+    """Everything a query needs, prepared once when an index is opened."""
+
+    def __init__(self, stored: StoredIndex, embedder: Embedder, config: ScoringConfig) -> None:
+        self.config = config
+        self.embedder = embedder
+        self.index = stored.index
+        self.documents = stored.documents
+        self.skills = {s.id: s for s in stored.skills}
+        self.rule_vectors = stored.rule_vectors
+
+        self.pattern_rows: dict[str, list[int]] = defaultdict(list)
+        for row, doc in enumerate(self.documents):
+            if doc.kind in PATTERN_KINDS:
+                self.pattern_rows[doc.skill_id].append(row)
+
+        self.triggers = PhraseMatcher(
+            (t, (s.id, i)) for s in stored.skills for i, t in enumerate(s.triggers)
+        )
+        self.rules: dict[str, list[CompiledRule]] = defaultdict(list)
+        row = 0
+        for s in stored.skills:  # the order ``indexer.rule_texts`` embedded them in
+            for rule in s.handoffs:
+                self.rules[s.id].append(CompiledRule(s.id, rule, row, rule_phrases(rule.trigger)))
+                row += 1
+        self.rule_phrases = PhraseMatcher(
+            (p, (c.skill_id, c.row)) for cs in self.rules.values() for c in cs for p in c.phrases
+        )
+
+    # -- the query path ---------------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5) -> SearchResult:
+        if not isinstance(query, str):
+            raise QueryError(f"query must be a string, not {type(query).__name__}")
+        query = query.strip()
+        if not words(query):
+            raise QueryError("query is empty: give some words describing the task")
+        if k < 1:
+            raise QueryError(f"k must be at least 1, not {k}")
+        qv = self.embedder.encode([query])
+        hits = self._nearest(qv)
+        ranked, weak = rank(aggregate(hits, self.config), self._keyword_hits(query), self.config)
+        top = ranked[:k]
+        handoffs = self._handoffs(query, qv[0], top)
+
+        results = [self._skill_hit(r, qv[0]) for r in top]
+        present = {r.skill_id for r in top}
+        scores = {r.skill_id: r.score for r in top}
+        for h in handoffs:
+            if h.resolved and h.to_skill not in present:
+                present.add(h.to_skill)
+                results.append(self._handoff_hit(h, scores[h.from_skill], qv[0]))
+
+        best_patterns = sorted((h for h in hits if h.kind in PATTERN_KINDS),
+                               key=lambda h: -h.score)[: self.config.top_patterns]
+        notes = ()
+        if weak:
+            notes = (f"weak semantic match (best {max((h.score for h in hits), default=0):.2f} "
+                     f"< {self.config.weak_threshold}); keyword triggers lead",)
+        return SearchResult(
+            query=query,
+            skills=tuple(results),
+            patterns=tuple(self._pattern_hit(h) for h in best_patterns),
+            handoffs=tuple(handoffs),
+            weak=weak,
+            notes=notes,
+        )
+
+    def _nearest(self, qv: np.ndarray) -> list[DocHit]:
+        n = min(self.config.candidates, self.index.ntotal)
+        if n == 0:
+            return []
+        scores, rows = self.index.search(qv, n)
+        hits = []
+        for score, row in zip(scores[0], rows[0], strict=True):
+            if row < 0:
+                continue
+            d = self.documents[row]
+            hits.append(DocHit(int(row), d.skill_id, d.kind, d.field, d.text, float(score)))
+        return hits
+
+    def _keyword_hits(self, query: str) -> list[KeywordHit]:
+        out = []
+        for (sid, i), gram in self.triggers.find(query).items():
+            out.append(KeywordHit(sid, f"triggers[{i}]", self.skills[sid].triggers[i], len(gram)))
+        return out
+
+    def _handoffs(self, query: str, qv: np.ndarray, top: list[Ranked]) -> list[Handoff]:
+        """Rules of the top skills that fire; one handoff per (from, to), best rule kept.
+
+        Only rules of ranked skills are tried, never rules of skills that joined through a
+        handoff, so a cycle (a -> b -> a) cannot loop.
+        """
+        sources = [r.skill_id for r in top[: self.config.handoff_from]]
+        keyword_rows = {row: gram for (sid, row), gram in self.rule_phrases.find(query).items()
+                        if sid in sources}
+        best: dict[tuple[str, str], Handoff] = {}
+        for sid in sources:
+            for c in self.rules.get(sid, ()):
+                if c.rule.target == sid:
+                    continue
+                if c.is_keyword:
+                    gram = keyword_rows.get(c.row)
+                    if gram is None:
+                        continue
+                    score = 1.0
+                    reason = f"'{' '.join(gram)}' in the query matches rule '{c.rule.trigger}'"
+                else:
+                    score = float(self.rule_vectors[c.row] @ qv)
+                    if score < self.config.rule_threshold:
+                        continue
+                    reason = f"the query resembles the rule '{c.rule.trigger}' ({score:.2f})"
+                h = Handoff(sid, c.rule.target, reason, c.rule.context, score,
+                            resolved=c.rule.target in self.skills)
+                key = (sid, c.rule.target)
+                if key not in best or score > best[key].score:
+                    best[key] = h
+        return sorted(best.values(), key=lambda h: (sources.index(h.from_skill), -h.score))
+
+    # -- building results -------------------------------------------------------------------
+
+    def _skill_patterns(self, skill_id: str, qv: np.ndarray) -> tuple[PatternHit, ...]:
+        """The skill's patterns and anti-patterns scored exactly against the query."""
+        import numpy as np
+
+        rows = self.pattern_rows.get(skill_id)
+        if not rows:
+            return ()
+        vectors = self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        scores = vectors @ qv
+        order = np.argsort(-scores)[: self.config.patterns_per_skill]
+        return tuple(self._pattern_hit(DocHit(rows[i], skill_id, self.documents[rows[i]].kind,
+                                              self.documents[rows[i]].field,
+                                              self.documents[rows[i]].text, float(scores[i])))
+                     for i in order)
+
+    def _pattern_hit(self, h: DocHit) -> PatternHit:
+        skill = self.skills[h.skill_id]
+        items = skill.patterns if h.kind == PATTERN else skill.anti_patterns
+        i = int(h.field[h.field.index("[") + 1:-1])
+        return PatternHit(h.skill_id, h.kind, items[i].name, h.text, h.score, h.field)
+
+    def _skill_hit(self, r: Ranked, qv: np.ndarray) -> SkillHit:
+        skill = self.skills[r.skill_id]
+        matches = [Match(h.field, h.kind, h.text, h.score, SEMANTIC)
+                   for h in r.hits[: self.config.matches_per_skill]]
+        matches += [Match(k.field, "trigger", k.trigger, 1.0, KEYWORD) for k in r.keywords]
+        return SkillHit(skill.id, skill.name, r.score, r.via, skill.description,
+                        skill.collection, tuple(matches), self._skill_patterns(skill.id, qv))
+
+    def _handoff_hit(self, h: Handoff, source_score: float, qv: np.ndarray) -> SkillHit:
+        skill = self.skills[h.to_skill]
+        match = Match("handoff", HANDOFF, f"{h.from_skill} -> {h.to_skill}: {h.reason}",
+                      h.score, HANDOFF)
+        return SkillHit(skill.id, skill.name, source_score * self.config.handoff_share, HANDOFF,
+                        skill.description, skill.collection, (match,),
+                        self._skill_patterns(skill.id, qv))

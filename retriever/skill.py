@@ -1,0 +1,108 @@
+"""The normalised skill model every input format is turned into.
+
+Values are frozen dataclasses with tuples (no mutable defaults), so a loaded collection can be
+shared between threads and cached without copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A recommended way of doing something, as a skill teaches it."""
+
+    name: str
+    description: str = ""
+    when: str = ""
+    example: str = ""
+
+
+@dataclass(frozen=True)
+class AntiPattern:
+    """A common mistake, why it hurts, and what to do instead."""
+
+    name: str
+    description: str = ""
+    why: str = ""
+    instead: str = ""
+
+
+@dataclass(frozen=True)
+class HandoffRule:
+    """A rule of one skill that sends part of the work to another skill.
+
+    ``trigger`` is the raw rule text: a keyword alternation (``"security audit|penetration"``,
+    ``"frontend or ui or component"``) or a natural-language condition (``when:``), which the
+    handoff matcher tells apart.
+    """
+
+    target: str
+    trigger: str
+    context: str = ""
+    priority: str = ""
+    origin: str = ""  # where the rule was written, e.g. "skill.yaml:handoffs[2]"
+
+
+@dataclass(frozen=True)
+class Skill:
+    """One skill of a collection, whatever format it was written in."""
+
+    id: str
+    name: str
+    description: str
+    identity: str = ""
+    role: str = ""
+    triggers: tuple[str, ...] = ()
+    owns: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    patterns: tuple[Pattern, ...] = ()
+    anti_patterns: tuple[AntiPattern, ...] = ()
+    handoffs: tuple[HandoffRule, ...] = ()
+    body: str = ""  # Markdown body of a SKILL.md file
+    format: str = "spawner"  # "spawner", "spawner-flat" or "skill-md"
+    path: str = ""  # the skill's main file
+    collection: str = ""  # the root it was found under
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Skill:
+        return cls(
+            **{
+                **data,
+                "triggers": tuple(data.get("triggers", ())),
+                "owns": tuple(data.get("owns", ())),
+                "tags": tuple(data.get("tags", ())),
+                "patterns": tuple(Pattern(**p) for p in data.get("patterns", ())),
+                "anti_patterns": tuple(AntiPattern(**a) for a in data.get("anti_patterns", ())),
+                "handoffs": tuple(HandoffRule(**h) for h in data.get("handoffs", ())),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """Something wrong in a collection: the file, and why. The rest still loads."""
+
+    path: str
+    reason: str
+    skill_id: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading one or more roots produced: the skills, and every problem met."""
+
+    skills: tuple[Skill, ...]
+    problems: tuple[LoadProblem, ...] = ()
+    roots: tuple[str, ...] = field(default=())
+
+    def by_id(self) -> dict[str, Skill]:
+        return {s.id: s for s in self.skills}

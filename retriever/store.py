@@ -1,0 +1,225 @@
+"""Step 4 of the flow: the index on disk.
+
+Layout of an index folder::
+
+    DIR/
+      current -> v-20261126T121500-1a2b3c   (symlink to the version in use)
+      v-20261126T121500-1a2b3c/
+        manifest.json     format and package version, model, dimension, metric, corpus
+                          fingerprint, counts, creation time, and a sha256 of every file below
+        vectors.faiss     the FAISS inner-product index of the document vectors
+        documents.jsonl   the document table: one {skill_id, kind, field, text} per FAISS row
+        skills.json       the normalised skills (so a query never re-parses YAML)
+        rules.npy         one vector per handoff rule, for natural-language ``when`` rules
+        problems.json     the load report's problems
+      .lock               held while a build writes
+
+A build writes a new version folder aside and then swaps the ``current`` symlink with one
+atomic rename, so a reader sees the old index or the new one, never a mix, and a build that
+dies half-way never replaces a good index. The previous version is kept for readers that
+opened it just before the swap; older ones are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retriever.documents import Document
+from retriever.errors import IndexError_
+from retriever.skill import LoadProblem, Skill
+
+if TYPE_CHECKING:
+    import faiss
+    import numpy as np
+
+FORMAT_VERSION = 1
+CURRENT = "current"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+DOCUMENTS = "documents.jsonl"
+SKILLS = "skills.json"
+RULES = "rules.npy"
+PROBLEMS = "problems.json"
+DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS)
+
+
+@dataclass(frozen=True)
+class StoredIndex:
+    """An index read back from disk and checked."""
+
+    path: Path  # the version folder
+    manifest: dict[str, Any]
+    index: faiss.Index
+    documents: tuple[Document, ...]
+    skills: tuple[Skill, ...]
+    rule_vectors: np.ndarray
+    problems: tuple[LoadProblem, ...]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the folder's build lock: a second build waits until the first is done."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def save_index(
+    index_dir: Path,
+    *,
+    manifest: dict[str, Any],
+    index: faiss.Index,
+    documents: list[Document],
+    skills: tuple[Skill, ...],
+    rule_vectors: np.ndarray,
+    problems: tuple[LoadProblem, ...],
+) -> Path:
+    """Write a new version of the index and make it current. Call under ``build_lock``."""
+    import faiss
+    import numpy as np
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    name = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    tmp = index_dir / f".tmp-{name}"
+    tmp.mkdir()
+    try:
+        faiss.write_index(index, str(tmp / VECTORS))
+        with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
+            for d in documents:
+                f.write(json.dumps({"skill_id": d.skill_id, "kind": d.kind, "field": d.field,
+                                    "text": d.text}, ensure_ascii=False) + "\n")
+        _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
+        np.save(tmp / RULES, np.asarray(rule_vectors, dtype=np.float32), allow_pickle=False)
+        _write_json(tmp / PROBLEMS, [
+            {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
+        ])
+        files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
+                 for f in DATA_FILES}
+        # The manifest is written last: a folder without one is never a usable index.
+        _write_json(tmp / MANIFEST, {**manifest, "format_version": FORMAT_VERSION,
+                                     "files": files})
+        os.rename(tmp, index_dir / name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
+    previous = _current_version(index_dir)
+    os.symlink(name, link_tmp)
+    os.replace(link_tmp, index_dir / CURRENT)  # the atomic switch
+    _remove_old_versions(index_dir, keep={name, previous})
+    return index_dir / name
+
+
+def _current_version(index_dir: Path) -> str | None:
+    try:
+        return os.readlink(index_dir / CURRENT)
+    except OSError:
+        return None
+
+
+def _remove_old_versions(index_dir: Path, keep: set[str | None]) -> None:
+    for child in index_dir.iterdir():
+        if child.name.startswith(("v-", ".tmp-v-")) and child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the current version, or ``None`` when there is no index yet.
+
+    Raises ``IndexError_`` when there is something there but it is not a readable manifest.
+    """
+    version = _current_version(index_dir)
+    if version is None:
+        if (index_dir / CURRENT).exists() or (index_dir / MANIFEST).exists():
+            raise IndexError_(f"{index_dir}: not an index folder of this format")
+        return None
+    path = index_dir / version / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise IndexError_(f"{path}: manifest is missing; rebuild the index") from e
+    except (OSError, ValueError) as e:
+        raise IndexError_(f"{path}: manifest is unreadable ({e}); rebuild the index") from e
+    if not isinstance(manifest, dict):
+        raise IndexError_(f"{path}: manifest is not a JSON object; rebuild the index")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise IndexError_(
+            f"{path}: index format {manifest.get('format_version')!r}, this version of "
+            f"skill-retriever reads format {FORMAT_VERSION}; rebuild the index"
+        )
+    return manifest
+
+
+def load_index(index_dir: Path) -> StoredIndex:
+    """Read the current version and check it whole: file hashes, counts, dimension."""
+    import faiss
+    import numpy as np
+
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        raise IndexError_(f"no index in {index_dir}; build it with `retrieve index`")
+    folder = index_dir / str(_current_version(index_dir))
+    files = manifest.get("files") or {}
+    for name in DATA_FILES:
+        path = folder / name
+        expected = (files.get(name) or {}).get("sha256")
+        if not path.is_file():
+            raise IndexError_(f"{path}: missing from the index; rebuild the index")
+        if expected is None or _sha256(path) != expected:
+            raise IndexError_(f"{path}: content does not match the manifest (damaged or "
+                              "edited); rebuild the index")
+    try:
+        index = faiss.read_index(str(folder / VECTORS))
+        with open(folder / DOCUMENTS, encoding="utf-8") as f:
+            documents = tuple(Document(**json.loads(line)) for line in f if line.strip())
+        skills = tuple(Skill.from_dict(d) for d in
+                       json.loads((folder / SKILLS).read_text(encoding="utf-8")))
+        rule_vectors = np.load(folder / RULES, allow_pickle=False)
+        problems = tuple(LoadProblem(**p) for p in
+                         json.loads((folder / PROBLEMS).read_text(encoding="utf-8")))
+    except Exception as e:  # noqa: BLE001 - any damage is reported the same way
+        raise IndexError_(f"{folder}: cannot read the index ({e}); rebuild the index") from e
+
+    counts = manifest.get("counts", {})
+    n_rules = sum(len(s.handoffs) for s in skills)
+    checks = [
+        (index.ntotal == len(documents), f"{index.ntotal} vectors for {len(documents)} documents"),
+        (counts.get("documents") == len(documents), "document count differs from the manifest"),
+        (counts.get("skills") == len(skills), "skill count differs from the manifest"),
+        (index.d == manifest.get("dimension"), f"vector size {index.d} differs from manifest"),
+        (rule_vectors.shape[0] == n_rules, "handoff rule vectors out of step with the rules"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise IndexError_(f"{folder}: {what}; rebuild the index")
+    return StoredIndex(folder, manifest, index, documents, skills, rule_vectors, problems)

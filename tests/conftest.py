@@ -1,0 +1,76 @@
+"""Shared fixtures: the shared corpora (skipped when absent), a fake embedder, skill writers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# ../shared beside the project's root; SKILL_RETRIEVER_SHARED points elsewhere.
+SHARED = Path(os.environ.get("SKILL_RETRIEVER_SHARED", REPO.parent / "shared"))
+SPAWNER = SHARED / "corpora" / "spawner-skills"
+FLAT = SHARED / "corpora" / "spawner-flat-sample"
+AGENT_SKILLS = SHARED / "corpora" / "agent-skills"
+DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
+BUNDLED = REPO / "skills"
+
+
+def require_shared(*paths: Path) -> None:
+    """Skip when shared data is absent; in CI (SKILL_RETRIEVER_REQUIRE_SHARED=1) fail instead."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        if os.environ.get("SKILL_RETRIEVER_REQUIRE_SHARED") == "1":
+            pytest.fail(f"shared data required but not found at {missing[0]}")
+        pytest.skip(f"shared data not found at {missing[0]} (set SKILL_RETRIEVER_SHARED or "
+                    "place ../shared beside the repository)")
+
+
+class FakeEmbedder:
+    """Deterministic bag-of-words vectors: equal word sets give cosine 1, disjoint ones 0.
+
+    For unit tests of ranking and handoff logic; real-model tests sit beside these.
+    """
+
+    model_id = "fake-bag-of-words"
+    dimension = 256
+
+    def encode(self, texts, *, progress=False):
+        from retriever.keywords import words
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in words(t):
+                h = int(hashlib.md5(w.encode()).hexdigest(), 16)
+                out[i, h % self.dimension] += 1.0
+            n = np.linalg.norm(out[i])
+            if n:
+                out[i] /= n
+        return out
+
+
+@pytest.fixture
+def fake_embedder() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory):
+    return tmp_path_factory.mktemp("bundled-index")
+
+
+@pytest.fixture(scope="session")
+def bundled(bundled_index):
+    from retriever import SkillRetriever
+
+    return SkillRetriever.open(BUNDLED, index_dir=bundled_index)

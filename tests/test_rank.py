@@ -1,0 +1,60 @@
+"""The aggregation and ranking rules, on hand-checkable numbers."""
+
+import pytest
+
+from retriever.rank import DocHit, KeywordHit, ScoringConfig, aggregate, rank
+from retriever.results import KEYWORD, SEMANTIC
+
+
+def hit(sid, score, kind="card", row=0):
+    return DocHit(row, sid, kind, "card", "t", score)
+
+
+def test_aggregate_is_best_plus_a_tenth_of_the_next_two():
+    cfg = ScoringConfig(second_weight=0.1, extra_hits=2)
+    agg = aggregate([hit("a", 0.5), hit("a", 0.4), hit("a", 0.3), hit("a", 0.2),
+                     hit("b", 0.6)], cfg)
+    assert agg["a"][0] == pytest.approx(0.5 + 0.1 * (0.4 + 0.3))
+    assert agg["b"][0] == pytest.approx(0.6)
+    assert [h.score for h in agg["a"][1]] == [0.5, 0.4, 0.3, 0.2]  # best first
+
+
+def test_many_hits_break_a_near_tie_but_never_beat_a_clearly_better_best_hit():
+    cfg = ScoringConfig()
+    near = aggregate([hit("many", 0.60), hit("many", 0.55), hit("many", 0.5),
+                      hit("one", 0.62)], cfg)
+    ranked, _ = rank(near, [], cfg)
+    assert [r.skill_id for r in ranked] == ["many", "one"]
+    far = aggregate([hit("many", 0.40), hit("many", 0.39), hit("many", 0.38),
+                     hit("one", 0.62)], cfg)
+    ranked, _ = rank(far, [], cfg)
+    assert [r.skill_id for r in ranked] == ["one", "many"]
+
+
+def test_strong_mode_keyword_bonus_is_capped():
+    cfg = ScoringConfig(keyword_bonus=0.04, max_keyword_bonuses=2)
+    sem = aggregate([hit("a", 0.6), hit("b", 0.55)], cfg)
+    kws = [KeywordHit("b", f"triggers[{i}]", "t", 1) for i in range(5)]
+    ranked, weak = rank(sem, kws, cfg)
+    assert not weak
+    assert [r.skill_id for r in ranked] == ["b", "a"]
+    assert ranked[0].score == pytest.approx(0.55 + 0.08)
+    assert ranked[0].via == SEMANTIC
+
+
+def test_weak_semantic_match_lets_keywords_lead():
+    cfg = ScoringConfig(weak_threshold=0.35)
+    sem = aggregate([hit("a", 0.30), hit("b", 0.20), hit("c", 0.25)], cfg)
+    kws = [KeywordHit("b", "triggers[0]", "ci", 1),
+           KeywordHit("c", "triggers[0]", "flaky tests", 2)]
+    ranked, weak = rank(sem, kws, cfg)
+    assert weak
+    assert [r.skill_id for r in ranked] == ["c", "b", "a"]  # more matched words first
+    assert [r.via for r in ranked] == [KEYWORD, KEYWORD, SEMANTIC]
+
+
+def test_keyword_only_skill_is_ranked_and_says_keyword():
+    cfg = ScoringConfig()
+    sem = aggregate([hit("a", 0.7)], cfg)
+    ranked, _ = rank(sem, [KeywordHit("z", "triggers[0]", "x", 1)], cfg)
+    assert [(r.skill_id, r.via) for r in ranked] == [("a", SEMANTIC), ("z", KEYWORD)]

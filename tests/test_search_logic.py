@@ -1,0 +1,104 @@
+"""Search, handoffs and rendering through the real pipeline with a deterministic fake embedder."""
+
+from __future__ import annotations
+
+import pytest
+from minicollection import write_mini
+
+from retriever import SkillRetriever
+from retriever.errors import QueryError, UnknownSkillError
+from retriever.handoffs import rule_phrases
+
+
+@pytest.fixture
+def mini(tmp_path, fake_embedder):
+    root = write_mini(tmp_path / "skills")
+    return SkillRetriever.open(root, index_dir=tmp_path / "idx", embedder=fake_embedder)
+
+
+@pytest.mark.parametrize("trigger, phrases", [
+    ("security audit|penetration", ("security audit", "penetration")),
+    ("frontend or ui or component", ("frontend", "ui", "component")),
+    ("cdn, edge", ("cdn", "edge")),
+    ("webhook", ("webhook",)),
+    ("Need to define brand positioning before building AI assets", ()),
+    ("User needs AWS serverless", ()),
+])
+def test_rule_phrases(trigger, phrases):
+    assert rule_phrases(trigger) == phrases
+
+
+def test_ranks_and_explains(mini):
+    r = mini.search("record each event id and skip events already processed", k=2)
+    top = r.skills[0]
+    assert top.id == "webhooks" and top.via == "semantic"
+    assert top.matches[0].field == "patterns[0]" and top.matches[0].score > 0.7
+    assert top.patterns[0].name == "Idempotent handler"
+    assert r.patterns[0].skill_id == "webhooks" and r.patterns[0].name == "Idempotent handler"
+
+
+def test_keyword_handoff_adds_its_target(mini):
+    r = mini.search("does each webhook check the hmac", k=1)
+    assert r.skills[0].id == "webhooks"
+    fired = {(h.from_skill, h.to_skill): h for h in r.handoffs}
+    assert "'hmac'" in fired[("webhooks", "security")].reason
+    joined = r.skills[1]
+    assert (joined.id, joined.via) == ("security", "handoff")
+    assert joined.score == pytest.approx(r.skills[0].score * 0.9)
+    assert joined.matches[0].via == "handoff"
+
+
+def test_natural_language_rule_fires_semantically(mini):
+    r = mini.search("webhook: the consumer must survive the same message arriving twice", k=1)
+    h = next(h for h in r.handoffs if h.to_skill == "queues")
+    assert h.score == pytest.approx(1.0, abs=0.2) and "resembles" in h.reason
+    assert "queues" in r.skill_ids
+
+
+def test_unresolved_target_is_reported_not_added(mini):
+    r = mini.search("webhook delivery status in the frontend", k=3)
+    h = next(h for h in r.handoffs if h.to_skill == "ui")
+    assert h.resolved is False
+    assert "ui" not in r.skill_ids
+
+
+def test_handoff_cycle_does_not_loop(mini):
+    # webhooks -> queues is not keyword-triggered here; queues -> webhooks is ('webhook')
+    r = mini.search("webhook queue worker", k=3)
+    assert len(r.skill_ids) == len(set(r.skill_ids))
+    assert ("queues", "webhooks") in {(h.from_skill, h.to_skill) for h in r.handoffs}
+
+
+def test_weak_semantic_match_falls_back_to_triggers(mini):
+    r = mini.search("penetration test", k=3)  # only a trigger; fake vectors barely overlap
+    assert r.skills[0].id == "security"
+    assert any(m.via == "keyword" for m in r.skills[0].matches)
+
+
+def test_errors(mini):
+    for bad in ("", "   ", "!!!"):
+        with pytest.raises(QueryError, match="empty"):
+            mini.search(bad)
+    with pytest.raises(QueryError):
+        mini.search("webhook", k=0)
+    with pytest.raises(UnknownSkillError, match="did you mean webhooks"):
+        mini.skill("webhook")
+
+
+def test_json_contract(mini):
+    d = mini.search("webhook hmac", k=2).to_dict()
+    assert set(d) >= {"query", "skills", "patterns", "handoffs"}
+    assert set(d["skills"][0]) >= {"id", "name", "score", "via", "matches", "patterns"}
+    assert set(d["handoffs"][0]) >= {"from", "to", "reason"}
+
+
+def test_markdown_fits_the_budget_and_keeps_blocks_whole(mini):
+    r = mini.search("record each event id and skip events already processed", k=3)
+    full = mini.render_markdown(r, max_chars=10_000)
+    assert "## Webhooks (`webhooks`)" in full and "**Idempotent handler**" in full
+    for budget in (80, 150, 250, 400):
+        md = mini.render_markdown(r, max_chars=budget)
+        assert len(md) <= budget
+        # every pattern line present is complete, as in the full rendering
+        for line in md.splitlines():
+            assert line in full.splitlines()

@@ -1,0 +1,134 @@
+"""The index on disk: reuse, staleness, damage, atomic replacement."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from conftest import FakeEmbedder
+from minicollection import write_mini
+
+from retriever import SkillRetriever
+from retriever.errors import IndexError_, StaleIndexError
+
+
+class OtherModel(FakeEmbedder):
+    model_id = "another-model"
+
+
+@pytest.fixture
+def setup(tmp_path, fake_embedder):
+    root = write_mini(tmp_path / "skills")
+    idx = tmp_path / "idx"
+    first = SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder)
+    return root, idx, first
+
+
+def test_build_then_reuse(setup, fake_embedder):
+    root, idx, first = setup
+    assert first.rebuilt_because == "no index yet"
+    again = SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    assert again.rebuilt_because is None
+    m = again.manifest
+    assert m["counts"]["skills"] == 3 and m["model"] == "fake-bag-of-words"
+    assert m["dimension"] == 256 and m["format_version"] == 1 and m["corpus_fingerprint"]
+    assert sorted(p.name for p in (idx / "current").iterdir()) == [
+        "documents.jsonl", "manifest.json", "problems.json", "rules.npy", "skills.json",
+        "vectors.faiss"]
+
+
+def test_changed_corpus_is_stale(setup, fake_embedder):
+    root, idx, _ = setup
+    skill = root / "backend/queues/skill.yaml"
+    skill.write_text(skill.read_text() + "tags: [kafka]\n")
+    with pytest.raises(StaleIndexError, match="skill files changed"):
+        SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder)
+    assert rebuilt.rebuilt_because == "the skill files changed since it was built"
+    assert "kafka" in rebuilt.skill("queues").tags
+
+
+def test_unindexed_side_files_do_not_make_it_stale(setup, fake_embedder):
+    root, idx, _ = setup
+    (root / "backend/webhooks/validations.yaml").write_text("validations: [{id: x}]\n")
+    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+
+
+def test_other_model_is_stale(setup):
+    root, idx, _ = setup
+    with pytest.raises(StaleIndexError, match="built with model 'fake-bag-of-words'"):
+        SkillRetriever.open(root, index_dir=idx, embedder=OtherModel(), rebuild="never")
+    assert SkillRetriever.open(root, index_dir=idx, embedder=OtherModel()).rebuilt_because
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda v: v.joinpath("vectors.faiss").write_bytes(
+        v.joinpath("vectors.faiss").read_bytes()[:100]), "does not match the manifest"),
+    (lambda v: v.joinpath("manifest.json").unlink(), "manifest is missing"),
+    (lambda v: v.joinpath("manifest.json").write_text("{not json"), "manifest is unreadable"),
+    (lambda v: v.joinpath("documents.jsonl").write_text(
+        v.joinpath("documents.jsonl").read_text().split("\n", 1)[1]),
+     "does not match the manifest"),
+    (lambda v: v.joinpath("skills.json").unlink(), "missing from the index"),
+])
+def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
+    root, idx, _ = setup
+    damage(idx / "current")
+    with pytest.raises(IndexError_, match=message):
+        SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    fixed = SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder)
+    assert fixed.rebuilt_because and fixed.search("webhook").skills
+
+
+def test_counts_out_of_step_with_a_consistent_manifest(setup, fake_embedder):
+    """Even with hashes recomputed, vectors and documents must agree."""
+    from retriever.store import DOCUMENTS, MANIFEST, _sha256
+
+    root, idx, _ = setup
+    v = idx / "current"
+    docs = v / DOCUMENTS
+    docs.write_text(docs.read_text().split("\n", 1)[1])
+    m = json.loads((v / MANIFEST).read_text())
+    m["files"][DOCUMENTS]["sha256"] = _sha256(docs)
+    (v / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(IndexError_, match="vectors for"):
+        SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+
+
+def test_unknown_format_version_is_refused(setup, fake_embedder):
+    from retriever.store import MANIFEST
+
+    root, idx, _ = setup
+    m = json.loads((idx / "current" / MANIFEST).read_text())
+    m["format_version"] = 99
+    (idx / "current" / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(IndexError_, match="format 99"):
+        SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+
+
+def test_rebuild_swaps_versions_and_keeps_the_previous_one(setup, fake_embedder):
+    root, idx, _ = setup
+    first = os.readlink(idx / "current")
+    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="always")
+    second = os.readlink(idx / "current")
+    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="always")
+    third = os.readlink(idx / "current")
+    assert len({first, second, third}) == 3
+    versions = sorted(p.name for p in idx.iterdir() if p.name.startswith("v-"))
+    assert versions == sorted([second, third])  # the one before the last stays for readers
+
+
+def test_failed_build_leaves_the_good_index(setup, fake_embedder):
+    root, idx, _ = setup
+    before = os.readlink(idx / "current")
+
+    class Broken(FakeEmbedder):
+        def encode(self, texts, *, progress=False):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        SkillRetriever.open(root, index_dir=idx, embedder=Broken(), rebuild="always")
+    assert os.readlink(idx / "current") == before
+    assert not [p for p in idx.iterdir() if p.name.startswith(".tmp")]
+    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
