@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
@@ -70,6 +72,7 @@ class SkillRetriever:
         rebuild: str = "auto",
         config: ScoringConfig | None = None,
         embedder: Embedder | None = None,
+        backend: str | None = None,
         progress: bool | None = None,
     ) -> SkillRetriever:
         """Open the index of ``skills`` (a root or several; default: the bundled collection).
@@ -77,10 +80,11 @@ class SkillRetriever:
         ``rebuild``: ``"auto"`` builds when the index is missing, stale (another corpus or
         model) or damaged; ``"never"`` raises ``StaleIndexError``/``IndexError_`` instead;
         ``"always"`` rebuilds. ``model`` is a sentence-transformers name or path (default:
-        the packaged all-MiniLM-L6-v2). ``progress`` shows a bar while embedding (default:
-        when stderr is a terminal).
+        the packaged all-MiniLM-L6-v2). ``backend``: ``"auto"`` (ONNX export when possible),
+        ``"onnx"`` or ``"torch"`` (sentence-transformers); see ``embed.make_embedder``.
+        ``progress`` shows a bar while embedding (default: when stderr is a terminal).
         """
-        from retriever.embed import SentenceTransformerEmbedder
+        from retriever.embed import make_embedder
         from retriever.load.collection import corpus_fingerprint
         from retriever.load.discover import discover
         from retriever.paths import default_index_dir
@@ -89,11 +93,19 @@ class SkillRetriever:
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
         roots = _roots(skills)
-        embedder = embedder or SentenceTransformerEmbedder(model)
+        embedder = embedder or make_embedder(model, backend)
         folder = Path(index_dir).expanduser() if index_dir else default_index_dir(
             roots, embedder.model_id)
         if progress is None:
             progress = sys.stderr.isatty()
+
+        # Loading the model's runtime overlaps with reading the index: both are mostly
+        # native code that releases the GIL, and this machine has more than one core.
+        warm = getattr(embedder, "warm", None) if os.environ.get("SR_NOWARM") is None else None
+        warming = None
+        if warm is not None:
+            warming = threading.Thread(target=warm, name="embedder-warm", daemon=True)
+            warming.start()
 
         sources = discover(roots)
         fingerprint = corpus_fingerprint(sources)
@@ -138,6 +150,8 @@ class SkillRetriever:
         from retriever.search import Searcher
 
         searcher = Searcher(stored, embedder, config or ScoringConfig())
+        if warming is not None:
+            warming.join()
         return cls(searcher, stored, folder, reason)
 
     @staticmethod
@@ -145,7 +159,7 @@ class SkillRetriever:
         from retriever import __version__
         from retriever.indexer import build_index
         from retriever.load.collection import load_sources
-        from retriever.store import save_index
+        from retriever.store import load_index, save_index
 
         report = load_sources(sources, tuple(str(r) for r in roots))
         if not report.skills:
@@ -154,8 +168,12 @@ class SkillRetriever:
             raise SkillLoadError(
                 f"no skills found under {where}" + (f" ({problems})" if problems else "")
                 + ": expected <dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md")
+        try:  # the index being replaced, as a cache of vectors already computed
+            previous = load_index(folder)
+        except IndexError_:
+            previous = None
         built = build_index(report, embedder, fingerprint=fingerprint,
-                            package_version=__version__, progress=progress)
+                            package_version=__version__, progress=progress, previous=previous)
         save_index(folder, manifest=built.manifest, index=built.index,
                    documents=built.documents, skills=report.skills,
                    rule_vectors=built.rule_vectors, problems=report.problems)

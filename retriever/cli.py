@@ -25,6 +25,9 @@ def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
                        help="index folder (default: one per collection, see README)")
         p.add_argument("--model", metavar="NAME_OR_PATH",
                        help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+        p.add_argument("--backend", choices=("auto", "onnx", "torch"),
+                       help="embedding runtime: ONNX export (fast start) or sentence-"
+                            "transformers; default auto ($SKILL_RETRIEVER_BACKEND)")
         p.add_argument("--no-rebuild", action="store_true",
                        help="fail instead of rebuilding a missing or stale index")
 
@@ -75,6 +78,7 @@ def _open(args: argparse.Namespace, *, rebuild: str | None = None):
         args.skills,
         index_dir=args.index,
         model=args.model,
+        backend=args.backend,
         rebuild=rebuild or ("never" if args.no_rebuild else "auto"),
     )
 

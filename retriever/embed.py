@@ -116,3 +116,83 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+BACKENDS = ("auto", "onnx", "torch")
+ENV_BACKEND = "SKILL_RETRIEVER_BACKEND"
+
+
+class _ExportingEmbedder:
+    """Exports the model to ONNX on first use, checks it, then runs the export.
+
+    Falls back to sentence-transformers, with a notice, when the export is not possible
+    (unless the ONNX backend was asked for explicitly).
+    """
+
+    def __init__(self, model: str | None, folder: Path, *, strict: bool) -> None:
+        self.model_id, _ = resolve_model(model)
+        self._model = model
+        self._folder = folder
+        self._strict = strict
+        self._delegate: Embedder | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Embedder:
+        with self._lock:
+            if self._delegate is None:
+                self._delegate = self._export()
+            return self._delegate
+
+    def _export(self) -> Embedder:
+        from retriever.onnx_backend import MIN_COSINE, OnnxEmbedder, check_export, export_model
+
+        slow = SentenceTransformerEmbedder(self._model)
+        try:
+            if not (self._folder / "export.json").is_file():
+                log.info("exporting %s to ONNX for fast queries (once per model)", self.model_id)
+                export_model(slow._get(), self._folder)
+            fast = OnnxEmbedder(self._folder, self.model_id)
+            cosine = check_export(fast, slow)
+            if cosine < MIN_COSINE:
+                import shutil
+
+                shutil.rmtree(self._folder, ignore_errors=True)
+                raise ModelError(f"the ONNX export differs from the model (cosine {cosine:.5f})")
+            return fast
+        except Exception as e:  # noqa: BLE001 - any export failure leaves the slow path
+            if self._strict:
+                raise ModelError(f"ONNX backend unavailable for '{self.model_id}': {e}") from e
+            log.warning("fast ONNX path unavailable for '%s' (%s); using sentence-transformers",
+                        self.model_id, e)
+            return slow
+
+    @property
+    def dimension(self) -> int:
+        return self._get().dimension
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return self._get().encode(texts, progress=progress)
+
+
+def make_embedder(model: str | None = None, backend: str | None = None,
+                  models_home: Path | None = None) -> Embedder:
+    """The embedder for ``model``: the ONNX export when possible, else sentence-transformers.
+
+    ``backend``: ``"auto"`` (default, or ``$SKILL_RETRIEVER_BACKEND``) uses the ONNX export,
+    making it on first use, and falls back with a notice; ``"onnx"`` requires it; ``"torch"``
+    always uses sentence-transformers. Both give the same vectors, so an index built with one
+    serves the other.
+    """
+    backend = backend or os.environ.get(ENV_BACKEND) or "auto"
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model)
+    from retriever.onnx_backend import META_FILE, OnnxEmbedder, export_dir
+    from retriever.paths import index_home
+
+    model_id, load_from = resolve_model(model)
+    folder = export_dir(models_home or index_home() / "models", model_id, load_from)
+    if (folder / META_FILE).is_file():
+        return OnnxEmbedder(folder, model_id)
+    return _ExportingEmbedder(model, folder, strict=backend == "onnx")

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import faiss
     import numpy as np
 
+    from retriever.store import StoredIndex
+
 
 @dataclass(frozen=True)
 class BuiltIndex:
@@ -28,6 +30,74 @@ def rule_texts(report: LoadReport) -> list[str]:
     return [rule.trigger for skill in report.skills for rule in skill.handoffs]
 
 
+class VectorCache:
+    """Vectors of texts embedded before, by text, from the index being replaced.
+
+    The model is the same (a different model makes the old index useless), so an unchanged
+    text has an unchanged vector: a rebuild after a one-line edit embeds only what changed.
+    """
+
+    def __init__(self, previous: StoredIndex | None, model_id: str) -> None:
+        self._vectors: dict[str, np.ndarray] = {}
+        if previous is None or previous.manifest.get("model") != model_id:
+            return
+        import numpy as np
+
+        n = previous.index.ntotal
+        if n:
+            stored = previous.index.reconstruct_n(0, n)
+            for doc, v in zip(previous.documents, stored, strict=True):
+                self._vectors[doc.text] = v
+        old_rules = [r.trigger for s in previous.skills for r in s.handoffs]
+        for text, v in zip(old_rules, np.asarray(previous.rule_vectors), strict=True):
+            self._vectors[text] = v
+
+    def encode(
+        self, embedder: Embedder, texts: list[str], progress: bool
+    ) -> tuple[np.ndarray, int]:
+        """Vectors for ``texts`` and how many had to be embedded."""
+        import numpy as np
+
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            for t, v in zip(missing, embedder.encode(missing, progress=progress), strict=True):
+                self._vectors[t] = v
+        if not texts:
+            return np.zeros((0, embedder.dimension), dtype=np.float32), 0
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32), len(missing)
+
+
+# Up to this many documents the index is exact (IndexFlatIP): a query scans every vector,
+# about 1 ms per 10,000 documents here, so exact search stays under the query-time budget up
+# to ~200,000 documents (~9,000 skills). Above it an inverted-file index (IVF) scans only the
+# lists nearest the query; benchmarks/speed.py --scale measures how well its top 10 agrees.
+EXACT_MAX_DOCUMENTS = 200_000
+IVF_PROBES = 48
+
+
+def make_faiss_index(vectors: np.ndarray) -> faiss.Index:
+    """An inner-product index of ``vectors`` (unit length, so scores are cosines)."""
+    import faiss
+    import numpy as np
+
+    n, dim = vectors.shape
+    if n <= EXACT_MAX_DOCUMENTS:
+        index = faiss.IndexFlatIP(dim)
+        if n:
+            index.add(vectors)
+        return index
+    nlist = int(4 * np.sqrt(n))  # the usual rule of thumb: lists of a few hundred vectors
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)  # a fixed sample: the same corpus gives the same index
+    sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
+    index.train(sample)
+    index.add(vectors)
+    index.nprobe = IVF_PROBES
+    index.make_direct_map()  # per-skill pattern scoring reconstructs vectors by row
+    return index
+
+
 def build_index(
     report: LoadReport,
     embedder: Embedder,
@@ -35,27 +105,22 @@ def build_index(
     fingerprint: str,
     package_version: str,
     progress: bool = False,
+    previous: StoredIndex | None = None,
 ) -> BuiltIndex:
-    import faiss
-    import numpy as np
-
     started = time.perf_counter()
+    cache = VectorCache(previous, embedder.model_id)
     documents = collection_documents(report.skills)
-    vectors = embedder.encode([d.text for d in documents], progress=progress)
-    dim = int(vectors.shape[1]) if len(vectors) else embedder.dimension
-    # Exact inner product on unit vectors is cosine similarity; exhaustive search over a few
-    # tens of thousands of documents costs about a millisecond.
-    index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(vectors)
     texts = rule_texts(report)
-    rule_vectors = embedder.encode(texts) if texts else np.zeros((0, dim), dtype=np.float32)
+    vectors, embedded = cache.encode(embedder, [d.text for d in documents] + texts, progress)
+    doc_vectors, rule_vectors = vectors[: len(documents)], vectors[len(documents):]
+    dim = int(vectors.shape[1])
+    index = make_faiss_index(doc_vectors)
     manifest = {
         "package_version": package_version,
         "model": embedder.model_id,
         "dimension": dim,
         "metric": "inner_product",
-        "faiss_index": "IndexFlatIP",
+        "faiss_index": type(index).__name__,
         "corpus_fingerprint": fingerprint,
         "roots": list(report.roots),
         "counts": {
@@ -63,6 +128,7 @@ def build_index(
             "documents": len(documents),
             "handoff_rules": len(texts),
             "problems": len(report.problems),
+            "embedded": embedded,  # texts embedded by this build; the rest were reused
         },
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.perf_counter() - started, 2),

@@ -200,6 +200,11 @@ def load_index(index_dir: Path) -> StoredIndex:
                               "edited); rebuild the index")
     try:
         index = faiss.read_index(str(folder / VECTORS))
+        if hasattr(index, "nprobe"):  # an IVF index: reconstruct by row needs the map
+            from retriever.indexer import IVF_PROBES
+
+            index.nprobe = IVF_PROBES
+            index.make_direct_map()
         with open(folder / DOCUMENTS, encoding="utf-8") as f:
             documents = tuple(Document(**json.loads(line)) for line in f if line.strip())
         skills = tuple(Skill.from_dict(d) for d in

@@ -74,3 +74,16 @@ def bundled(bundled_index):
     from retriever import SkillRetriever
 
     return SkillRetriever.open(BUNDLED, index_dir=bundled_index)
+
+
+@pytest.fixture(scope="session")
+def spawner_index(tmp_path_factory):
+    require_shared(SPAWNER)
+    return tmp_path_factory.mktemp("spawner-index")
+
+
+@pytest.fixture(scope="session")
+def spawner(spawner_index):
+    from retriever import SkillRetriever
+
+    return SkillRetriever.open(SPAWNER, index_dir=spawner_index)

@@ -8,21 +8,9 @@ import pytest
 from conftest import DEV_QUERIES, SPAWNER, require_shared
 from test_cli import retrieve
 
-from retriever import SkillRetriever
 from retriever.evaluate import evaluate, read_queries
 
 pytestmark = pytest.mark.shared
-
-
-@pytest.fixture(scope="session")
-def spawner_index(tmp_path_factory):
-    require_shared(SPAWNER)
-    return tmp_path_factory.mktemp("spawner-index")
-
-
-@pytest.fixture(scope="session")
-def spawner(spawner_index):
-    return SkillRetriever.open(SPAWNER, index_dir=spawner_index)
 
 
 def test_index_covers_the_corpus(spawner):

@@ -120,15 +120,37 @@ def test_rebuild_swaps_versions_and_keeps_the_previous_one(setup, fake_embedder)
 
 
 def test_failed_build_leaves_the_good_index(setup, fake_embedder):
+    from retriever.store import load_index
+
     root, idx, _ = setup
     before = os.readlink(idx / "current")
+    skill = root / "backend/queues/skill.yaml"
+    skill.write_text(skill.read_text() + "tags: [kafka]\n")  # a new text must be embedded
 
     class Broken(FakeEmbedder):
         def encode(self, texts, *, progress=False):
             raise OSError("disk full")
 
-    with pytest.raises(OSError):
-        SkillRetriever.open(root, index_dir=idx, embedder=Broken(), rebuild="always")
+    with pytest.raises(OSError, match="disk full"):
+        SkillRetriever.open(root, index_dir=idx, embedder=Broken())
     assert os.readlink(idx / "current") == before
     assert not [p for p in idx.iterdir() if p.name.startswith(".tmp")]
-    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    assert load_index(idx).manifest["counts"]["skills"] == 3  # the old index, whole
+
+
+def test_rebuild_embeds_only_new_texts(setup):
+    root, idx, _ = setup
+
+    class Counting(FakeEmbedder):
+        seen: list[str] = []
+
+        def encode(self, texts, *, progress=False):
+            Counting.seen += list(texts)
+            return super().encode(texts, progress=progress)
+
+    skill = root / "backend/queues/skill.yaml"
+    skill.write_text(skill.read_text().replace("[queue, worker]", "[queue, worker, kafka]"))
+    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=Counting())
+    assert Counting.seen == ["kafka"]
+    assert rebuilt.manifest["counts"]["embedded"] == 1
+    assert rebuilt.search("kafka").skills[0].id == "queues"

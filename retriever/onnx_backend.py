@@ -1,0 +1,240 @@
+"""The fast embedding path: a sentence-transformers model exported once to ONNX, run with
+onnxruntime and the ``tokenizers`` library.
+
+Importing sentence-transformers (and torch) costs seconds; onnxruntime + tokenizers start in a
+fraction of one and give the same vectors (the export is checked against the original model
+before it is used). The export happens once per model and machine, with torch, and is kept
+in ``<index home>/models/``. Models the exporter does not understand (pooling other than
+mean/cls/max, extra layers such as Dense) stay on the sentence-transformers path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retriever.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = 1
+ONNX_FILE = "model.onnx"
+META_FILE = "export.json"
+# The export is used only if it reproduces the original model's vectors this closely.
+MIN_COSINE = 0.9999
+_PROBES = [
+    "my webhook handler processes the same event twice",
+    "Cache invalidation",
+    "A longer text about database indexes, slow queries and the N+1 problem in an ORM, "
+    "written to span more tokens than the short ones.",
+    "é ü 日本語 emoji 🚀",
+]
+_SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+
+
+class ExportUnsupported(ModelError):
+    """The model cannot be exported to ONNX by this module (the slow path still works)."""
+
+
+def _model_key(model_id: str, load_from: str) -> str:
+    """A folder name for the export: changes when the model's files change."""
+    h = hashlib.sha256(f"{EXPORT_VERSION}\n{model_id}\n{load_from}".encode())
+    folder = Path(load_from)
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*")):
+            if f.is_file():
+                st = f.stat()
+                h.update(f"{f.relative_to(folder)}:{st.st_size}:{int(st.st_mtime)}\n".encode())
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id.split("/")[-1])
+    return f"{safe[:40]}-{h.hexdigest()[:12]}"
+
+
+def export_dir(models_home: Path, model_id: str, load_from: str) -> Path:
+    return models_home / _model_key(model_id, load_from)
+
+
+def _pooling_mode(pooling: Any) -> str:
+    cfg = pooling.get_config_dict() if hasattr(pooling, "get_config_dict") else {}
+    mode = cfg.get("pooling_mode")
+    if isinstance(mode, str):
+        return mode
+    for name in ("mean", "cls", "max"):  # older sentence-transformers: one flag per mode
+        if cfg.get(f"pooling_mode_{name}_tokens") or cfg.get(f"pooling_mode_{name}_token"):
+            return name
+    return "unknown"
+
+
+def export_model(st_model: Any, target: Path) -> Path:
+    """Export a loaded ``SentenceTransformer`` to ``target`` (written aside, then renamed)."""
+    import torch
+
+    kinds = [type(m).__name__ for m in st_model]
+    if set(kinds) - _SUPPORTED_MODULES or not kinds or kinds[0] != "Transformer":
+        raise ExportUnsupported(f"modules {kinds} (only Transformer, Pooling, Normalize)")
+    pooling = next((m for m in st_model if type(m).__name__ == "Pooling"), None)
+    mode = _pooling_mode(pooling) if pooling is not None else "unknown"
+    if mode not in ("mean", "cls", "max"):
+        raise ExportUnsupported(f"pooling mode '{mode}'")
+    transformer = st_model[0]
+    tokenizer = transformer.tokenizer
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportUnsupported("the model has no fast (tokenizers) tokenizer")
+    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
+                   if n in tokenizer.model_input_names]
+    auto_model = transformer.auto_model.eval()
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = auto_model
+
+        def forward(self, *args):
+            return self.model(**dict(zip(input_names, args, strict=True))).last_hidden_state
+
+    sample = tokenizer(["a short text", "another, longer text to export with"],
+                       padding=True, return_tensors="pt")
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    try:
+        axes = {n: {0: "batch", 1: "tokens"} for n in input_names}
+        with torch.no_grad():
+            torch.onnx.export(
+                Wrapped(), tuple(sample[n] for n in input_names), str(tmp / ONNX_FILE),
+                input_names=input_names, output_names=["last_hidden_state"],
+                dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
+                opset_version=17, dynamo=False,
+            )
+        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        meta = {
+            "export_version": EXPORT_VERSION,
+            "inputs": input_names,
+            "pooling": mode,
+            "max_seq_length": int(st_model.max_seq_length or 512),
+            "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
+            "dimension": int(auto_model.config.hidden_size),
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        if target.exists():  # a concurrent export won; keep it
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class OnnxEmbedder:
+    """An ``Embedder`` running an exported model with onnxruntime (no torch)."""
+
+    def __init__(self, folder: Path, model_id: str) -> None:
+        self.folder = folder
+        self.model_id = model_id
+        try:
+            self.meta = json.loads((folder / META_FILE).read_text())
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{folder}: unreadable ONNX export ({e})") from e
+        self._session = None
+        self._tokenizer = None
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    def warm(self) -> None:
+        """Load the tokenizer and session now (e.g. in a thread while the index loads)."""
+        with self._lock:
+            self._load()
+
+    def _load(self):
+        if self._session is None:
+            import onnxruntime as ort
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+            tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
+            tokenizer.enable_padding()
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._session = ort.InferenceSession(
+                str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+            self._tokenizer = tokenizer
+        return self._session, self._tokenizer
+
+    def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        import numpy as np
+
+        texts = [t.lower() for t in texts] if self.meta.get("do_lower_case") else list(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        # Similar lengths batched together: less padding, less work.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        batch = 64 if len(texts) > 1 else 1
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(texts), desc="embedding", unit="text")
+            except ImportError:  # pragma: no cover
+                bar = None
+        with self._lock:  # one session run at a time; the session uses all cores itself
+            session, tokenizer = self._load()
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
+                out[idx] = self._run(session, tokenizer, [texts[i] for i in idx])
+                if bar:
+                    bar.update(len(idx))
+        if bar:
+            bar.close()
+        return out
+
+    def _run(self, session, tokenizer, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        encoded = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.meta["inputs"]:
+            feeds["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+        hidden = session.run(None, {k: v for k, v in feeds.items()
+                                    if k in self.meta["inputs"]})[0]
+        pooling = self.meta["pooling"]
+        if pooling == "cls":
+            vectors = hidden[:, 0]
+        elif pooling == "max":
+            masked = np.where(mask[..., None] > 0, hidden, -1e9)
+            vectors = masked.max(axis=1)
+        else:
+            m = mask[..., None].astype(np.float32)
+            vectors = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        # Always unit length, as the sentence-transformers path asks for: the index compares
+        # by inner product.
+        norms = np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return (vectors / norms).astype(np.float32)
+
+
+def check_export(onnx: OnnxEmbedder, reference: Any) -> float:
+    """The lowest cosine between the export's vectors and the original model's on probes."""
+    import numpy as np
+
+    a = onnx.encode(_PROBES)
+    b = reference.encode(_PROBES)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return float((a * b).sum(axis=1).min())
