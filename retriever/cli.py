@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-out", metavar="FILE", help="write {query_id: [skill ids]} here")
     p.add_argument("-k", type=int, default=10, help="ranked skills kept per query (default 10)")
     _common(p)
+    p = sub.add_parser("mcp", help="serve search_skills and get_skill over MCP (stdio)")
+    _common(p)
     return parser
 
 
@@ -166,7 +168,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": _cmd_search, "index": _cmd_index, "show": _cmd_show, "eval": _cmd_eval}
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        import mcp  # noqa: F401
+    except ImportError as e:
+        raise RetrieverError("the MCP server needs the mcp extra: "
+                             "pip install 'skill-retriever[mcp]'") from e
+    from retriever.mcp_server import serve
+
+    retriever = _open(args)  # model and index load once, before the first request
+    retriever.search("warm up")
+    serve(retriever)
+    return 0
+
+
+COMMANDS = {"search": _cmd_search, "index": _cmd_index, "show": _cmd_show, "eval": _cmd_eval,
+            "mcp": _cmd_mcp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

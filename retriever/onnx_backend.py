@@ -169,6 +169,9 @@ class OnnxEmbedder:
             options.intra_op_num_threads = min(4, os.cpu_count() or 1)
             options.inter_op_num_threads = 1
             options.log_severity_level = 3
+            # Idle worker threads must not spin: on a 2-core machine they would steal the
+            # CPU from FAISS's search right after each embedding.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(
                 str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer

@@ -64,3 +64,44 @@ def render_result(result: SearchResult, skills: dict[str, Skill], *, max_chars: 
             if add("\n".join(lines[:n])):
                 break
     return "\n\n".join(out)
+
+
+SKILL_SECTIONS = ("description", "identity", "triggers", "patterns", "anti_patterns",
+                  "handoffs", "body")
+
+
+def render_skill(skill: Skill, sections: tuple[str, ...] | list[str] | None = None) -> str:
+    """One skill as prompt-ready Markdown: all sections, or only those named.
+
+    Skill text is reproduced as data under headings of its own; nothing in it is interpreted.
+    """
+    wanted = tuple(sections) if sections else SKILL_SECTIONS
+    unknown = [s for s in wanted if s not in SKILL_SECTIONS]
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(SKILL_SECTIONS)}")
+    parts = [f"# {skill.name} (`{skill.id}`)"]
+    if "description" in wanted and skill.description:
+        parts.append(skill.description)
+    if "identity" in wanted and skill.identity:
+        parts.append("## Identity\n" + skill.identity)
+    if "triggers" in wanted and skill.triggers:
+        parts.append("## Triggers\n" + ", ".join(skill.triggers))
+    if "patterns" in wanted and skill.patterns:
+        blocks = []
+        for p in skill.patterns:
+            block = _pattern_block(p)
+            if p.example:
+                block += "\n\n  ```\n" + "\n".join("  " + ln for ln in p.example.splitlines()) \
+                    + "\n  ```"
+            blocks.append(block)
+        parts.append("## Patterns\n" + "\n".join(blocks))
+    if "anti_patterns" in wanted and skill.anti_patterns:
+        parts.append("## Anti-patterns\n" + "\n".join(_anti_block(a) for a in skill.anti_patterns))
+    if "handoffs" in wanted and skill.handoffs:
+        parts.append("## Handoffs\n" + "\n".join(
+            f"- to `{h.target}` when: {h.trigger}" + (f" ({h.context})" if h.context else "")
+            for h in skill.handoffs))
+    if "body" in wanted and skill.body:
+        parts.append(skill.body)
+    return "\n\n".join(parts)

@@ -45,6 +45,7 @@ class Searcher:
         self.documents = stored.documents
         self.skills = {s.id: s for s in stored.skills}
         self.rule_vectors = stored.rule_vectors
+        self.vectors = _vector_view(stored.index)
 
         self.pattern_rows: dict[str, list[int]] = defaultdict(list)
         for row, doc in enumerate(self.documents):
@@ -163,7 +164,10 @@ class Searcher:
         rows = self.pattern_rows.get(skill_id)
         if not rows:
             return ()
-        vectors = self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        if self.vectors is not None:
+            vectors = self.vectors[rows]
+        else:
+            vectors = self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
         scores = vectors @ qv
         order = np.argsort(-scores)[: self.config.patterns_per_skill]
         return tuple(self._pattern_hit(DocHit(rows[i], skill_id, self.documents[rows[i]].kind,
@@ -192,3 +196,22 @@ class Searcher:
         return SkillHit(skill.id, skill.name, source_score * self.config.handoff_share, HANDOFF,
                         skill.description, skill.collection, (match,),
                         self._skill_patterns(skill.id, qv))
+
+
+def _vector_view(index) -> np.ndarray | None:
+    """The stored vectors of an exact (flat) FAISS index as a numpy array, without a copy.
+
+    Scoring a skill's own patterns then costs one small matrix product; other index types
+    return ``None`` and reconstruct vectors by row instead.
+    """
+    import faiss
+
+    # One thread per single-query search: on a few cores, waking a thread pool costs more
+    # than the scan of a few tens of thousands of vectors it would share.
+    faiss.omp_set_num_threads(1)
+    if not isinstance(index, faiss.IndexFlat) or index.ntotal == 0:
+        return None
+    import numpy as np
+
+    return faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(
+        index.ntotal, index.d).view(np.float32)
