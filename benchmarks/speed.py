@@ -68,8 +68,8 @@ def retrieve_cmd(*args: str) -> list[str]:
 
 
 def heavy_modules(code: str) -> list[str]:
-    probe = (f"{code}\nimport sys, json\n"
-             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))")
+    loaded = "{m.split('.')[0] for m in sys.modules}"
+    probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({loaded} & {set(HEAVY)!r})))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -304,7 +304,8 @@ def print_report(r: dict) -> None:
     y = r.get("synthetic")
     if y:
         print(f"Synthetic: {y['skills']} skills, {y['documents']} documents "
-              f"({y['vectors_mb']:.0f} MB of vectors), process peak {y['process_peak_rss_mb']:.0f} MB")
+              f"({y['vectors_mb']:.0f} MB of vectors), "
+              f"process peak {y['process_peak_rss_mb']:.0f} MB")
         for kind in ("exact", "ivf"):
             k = y[kind]
             print(f"  {kind} ({k['index']}): index build {k['index_build_s']:.1f} s, "
