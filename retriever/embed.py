@@ -95,6 +95,12 @@ class SentenceTransformerEmbedder:
                 ) from e
         return self._model
 
+    def truncates(self, text: str) -> bool:
+        """Whether ``text`` is longer than the model reads (it is then cut)."""
+        model = self._get()
+        ids = model.tokenizer(text, add_special_tokens=True)["input_ids"]
+        return len(ids) > (model.max_seq_length or 512)
+
     @property
     def dimension(self) -> int:
         model = self._get()
@@ -169,6 +175,9 @@ class _ExportingEmbedder:
     @property
     def dimension(self) -> int:
         return self._get().dimension
+
+    def truncates(self, text: str) -> bool:
+        return bool(getattr(self._get(), "truncates", lambda _: False)(text))
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         return self._get().encode(texts, progress=progress)

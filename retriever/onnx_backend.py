@@ -124,10 +124,12 @@ def export_model(st_model: Any, target: Path) -> Path:
             "dimension": int(auto_model.config.hidden_size),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        if target.exists():  # a concurrent export won; keep it
-            shutil.rmtree(tmp)
-        else:
+        try:
             os.rename(tmp, target)
+        except OSError:
+            if not (target / META_FILE).is_file():
+                raise
+            shutil.rmtree(tmp)  # a concurrent export won; keep it
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -176,6 +178,12 @@ class OnnxEmbedder:
                 str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer
         return self._session, self._tokenizer
+
+    def truncates(self, text: str) -> bool:
+        """Whether ``text`` is longer than the model reads (it is then cut)."""
+        with self._lock:
+            _, tokenizer = self._load()
+            return bool(tokenizer.encode(text).overflowing)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         import numpy as np

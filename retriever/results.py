@@ -89,6 +89,7 @@ class SearchResult:
     handoffs: tuple[Handoff, ...]
     weak: bool  # the best semantic score was under the weak threshold
     notes: tuple[str, ...] = ()
+    truncated: bool = False  # the query was longer than the model reads, or was cut
 
     @property
     def skill_ids(self) -> list[str]:
@@ -101,6 +102,7 @@ class SearchResult:
             "patterns": [_rounded(asdict(p)) for p in self.patterns],
             "handoffs": [h.to_dict() for h in self.handoffs],
             "weak": self.weak,
+            "truncated": self.truncated,
             "notes": list(self.notes),
         }
 

@@ -7,6 +7,7 @@ each skill is there.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,29 @@ if TYPE_CHECKING:
     from retriever.store import StoredIndex
 
 PATTERN_KINDS = (PATTERN, ANTI_PATTERN)
+# Queries are cut here before any work: far beyond what the model reads (256 tokens for the
+# default model), and it bounds the keyword matching of a pasted megabyte.
+MAX_QUERY_CHARS = 10_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_query(query: object) -> tuple[str, list[str]]:
+    """The query made safe to embed, and notes on what was changed.
+
+    Control characters become spaces; a query of more than ``MAX_QUERY_CHARS`` is cut.
+    ``QueryError`` for a non-string or a query with no words.
+    """
+    if not isinstance(query, str):
+        raise QueryError(f"query must be a string, not {type(query).__name__}")
+    notes = []
+    if len(query) > MAX_QUERY_CHARS:
+        notes.append(f"the query was cut to its first {MAX_QUERY_CHARS:,} characters "
+                     f"(of {len(query):,})")
+        query = query[:MAX_QUERY_CHARS]
+    query = " ".join(_CONTROL.sub(" ", query).split())
+    if not words(query):
+        raise QueryError("query is empty: give some words describing the task")
+    return query, notes
 
 
 class Searcher:
@@ -68,13 +92,14 @@ class Searcher:
     # -- the query path ---------------------------------------------------------------------
 
     def search(self, query: str, k: int = 5) -> SearchResult:
-        if not isinstance(query, str):
-            raise QueryError(f"query must be a string, not {type(query).__name__}")
-        query = query.strip()
-        if not words(query):
-            raise QueryError("query is empty: give some words describing the task")
-        if k < 1:
-            raise QueryError(f"k must be at least 1, not {k}")
+        query, notes = clean_query(query)
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
+        truncated = bool(notes)
+        if getattr(self.embedder, "truncates", lambda _: False)(query):
+            truncated = True
+            notes.append("the query is longer than the model reads; only its start was "
+                         "embedded (keyword triggers were matched in all of it)")
         qv = self.embedder.encode([query])
         hits = self._nearest(qv)
         ranked, weak = rank(aggregate(hits, self.config), self._keyword_hits(query), self.config)
@@ -91,17 +116,18 @@ class Searcher:
 
         best_patterns = sorted((h for h in hits if h.kind in PATTERN_KINDS),
                                key=lambda h: -h.score)[: self.config.top_patterns]
-        notes = ()
         if weak:
-            notes = (f"weak semantic match (best {max((h.score for h in hits), default=0):.2f} "
-                     f"< {self.config.weak_threshold}); keyword triggers lead",)
+            best = max((h.score for h in hits), default=0.0)
+            notes.append(f"weak semantic match (best {best:.2f} < "
+                         f"{self.config.weak_threshold}); keyword triggers lead")
         return SearchResult(
             query=query,
             skills=tuple(results),
             patterns=tuple(self._pattern_hit(h) for h in best_patterns),
             handoffs=tuple(handoffs),
             weak=weak,
-            notes=notes,
+            notes=tuple(notes),
+            truncated=truncated,
         )
 
     def _nearest(self, qv: np.ndarray) -> list[DocHit]:

@@ -104,40 +104,64 @@ def save_index(
     rule_vectors: np.ndarray,
     problems: tuple[LoadProblem, ...],
 ) -> Path:
-    """Write a new version of the index and make it current. Call under ``build_lock``."""
-    import faiss
-    import numpy as np
+    """Write a new version of the index and make it current. Call under ``build_lock``.
 
-    index_dir.mkdir(parents=True, exist_ok=True)
+    Any failure (disk full, read-only folder) leaves the current version as it was.
+    """
     name = f"v-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     tmp = index_dir / f".tmp-{name}"
-    tmp.mkdir()
     try:
-        faiss.write_index(index, str(tmp / VECTORS))
-        with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
-            for d in documents:
-                f.write(json.dumps({"skill_id": d.skill_id, "kind": d.kind, "field": d.field,
-                                    "text": d.text}, ensure_ascii=False) + "\n")
-        _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
-        np.save(tmp / RULES, np.asarray(rule_vectors, dtype=np.float32), allow_pickle=False)
-        _write_json(tmp / PROBLEMS, [
-            {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
-        ])
-        files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
-                 for f in DATA_FILES}
-        # The manifest is written last: a folder without one is never a usable index.
-        _write_json(tmp / MANIFEST, {**manifest, "format_version": FORMAT_VERSION,
-                                     "files": files})
+        index_dir.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        _write_version(tmp, manifest=manifest, index=index, documents=documents,
+                       skills=skills, rule_vectors=rule_vectors, problems=problems)
         os.rename(tmp, index_dir / name)
+        link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
+        previous = _current_version(index_dir)
+        os.symlink(name, link_tmp)
+        os.replace(link_tmp, index_dir / CURRENT)  # the atomic switch
+    except (OSError, RuntimeError) as e:  # FAISS reports a failed write as RuntimeError
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[-1]
+        raise IndexError_(f"cannot write the index in {index_dir}: {reason}; the previous "
+                          "index (if any) is unchanged") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
-    previous = _current_version(index_dir)
-    os.symlink(name, link_tmp)
-    os.replace(link_tmp, index_dir / CURRENT)  # the atomic switch
     _remove_old_versions(index_dir, keep={name, previous})
     return index_dir / name
+
+
+def _write_version(
+    tmp: Path,
+    *,
+    manifest: dict[str, Any],
+    index: faiss.Index,
+    documents: list[Document],
+    skills: tuple[Skill, ...],
+    rule_vectors: np.ndarray,
+    problems: tuple[LoadProblem, ...],
+) -> None:
+    import faiss
+    import numpy as np
+
+    faiss.write_index(index, str(tmp / VECTORS))
+    with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
+        for d in documents:
+            f.write(json.dumps({"skill_id": d.skill_id, "kind": d.kind, "field": d.field,
+                                "text": d.text}, ensure_ascii=False) + "\n")
+    _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
+    np.save(tmp / RULES, np.asarray(rule_vectors, dtype=np.float32), allow_pickle=False)
+    _write_json(tmp / PROBLEMS, [
+        {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
+    ])
+    files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
+             for f in DATA_FILES}
+    # The manifest is written last: a folder without one is never a usable index.
+    _write_json(tmp / MANIFEST, {**manifest, "format_version": FORMAT_VERSION,
+                                 "files": files})
+
+
 
 
 def _current_version(index_dir: Path) -> str | None:
@@ -151,14 +175,17 @@ def _remove_old_versions(index_dir: Path, keep: set[str | None]) -> None:
     for child in index_dir.iterdir():
         if child.name.startswith(("v-", ".tmp-v-")) and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(".current-") and child.is_symlink():
+            child.unlink(missing_ok=True)  # a link left by a build that died mid-swap
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any] | None:
-    """The manifest of the current version, or ``None`` when there is no index yet.
+def read_manifest(index_dir: Path, version: str | None = None) -> dict[str, Any] | None:
+    """The manifest of ``version`` (default: the current one), or ``None`` when there is no
+    index yet.
 
     Raises ``IndexError_`` when there is something there but it is not a readable manifest.
     """
-    version = _current_version(index_dir)
+    version = version or _current_version(index_dir)
     if version is None:
         if (index_dir / CURRENT).exists() or (index_dir / MANIFEST).exists():
             raise IndexError_(f"{index_dir}: not an index folder of this format")
@@ -181,14 +208,31 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
 
 
 def load_index(index_dir: Path) -> StoredIndex:
-    """Read the current version and check it whole: file hashes, counts, dimension."""
+    """Read the current version and check it whole: file hashes, counts, dimension.
+
+    If a rebuild swaps versions and removes the one being read (two rebuilds during one
+    read), the read starts again on the new current version.
+    """
+    for _ in range(3):
+        version = _current_version(index_dir)
+        try:
+            return _load_version(index_dir, version)
+        except IndexError_:
+            if version is not None and not (index_dir / version).exists() \
+                    and _current_version(index_dir) != version:
+                continue  # replaced and removed while we read it
+            raise
+    raise IndexError_(f"{index_dir}: the index kept changing while being read; try again")
+
+
+def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
     import faiss
     import numpy as np
 
-    manifest = read_manifest(index_dir)
+    manifest = read_manifest(index_dir, version)
     if manifest is None:
         raise IndexError_(f"no index in {index_dir}; build it with `retrieve index`")
-    folder = index_dir / str(_current_version(index_dir))
+    folder = index_dir / str(version)
     files = manifest.get("files") or {}
     for name in DATA_FILES:
         path = folder / name

@@ -203,7 +203,7 @@ def test_problems_are_reported_and_the_rest_loads(tmp_path):
     assert "invalid YAML" in reasons["broken"] and "line 3" in reasons["broken"]
     assert "expected a map" in reasons["listy"] and "list" in reasons["listy"]
     assert "duplicate skill id 'good'" in reasons["zdup"]
-    assert "field 'id' should be a non-empty string" in reasons["badid"]
+    assert "field 'id' should be a one-line name" in reasons["badid"]
     assert "not valid UTF-8" in reasons["latin1"]
     assert report.by_id()["good"].name == "Good"  # the first one is kept
 

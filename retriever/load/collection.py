@@ -24,8 +24,33 @@ log = logging.getLogger(__name__)
 # Skill files are hand-written text; anything this large is a mistake (or an attack), and is
 # refused before it is read into memory.
 MAX_FILE_BYTES = 4 * 1024 * 1024
+# An upper bound on the values a skill file may expand to. YAML aliases share one object
+# between many places; a file built as an "alias bomb" (aliases of aliases) stays small on
+# disk and in memory but would expand to billions of values in any walk over it.
+MAX_VALUES = 200_000
 # libyaml's loader is ~10x faster; both are the *safe* loaders (no arbitrary objects).
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, noting keys written twice in one map (YAML keeps the last silently)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.duplicate_keys: list[str] = []
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is not None and key in seen:
+                    self.duplicate_keys.append(
+                        f"'{key}' (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class _FileProblem(Exception):
@@ -49,9 +74,32 @@ def read_text(path: Path) -> str:
         raise _FileProblem(f"not valid UTF-8 (byte {e.start})") from e
 
 
-def parse_yaml(text: str, what: str = "file") -> Any:
+def _check_expansion(data: Any, what: str) -> None:
+    """``_FileProblem`` when ``data`` expands to more than ``MAX_VALUES`` values (or loops)."""
+    stack, count = [data], 0
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > MAX_VALUES:
+            raise _FileProblem(f"YAML in {what} expands to more than {MAX_VALUES:,} values "
+                               "(aliases of aliases, or an alias that contains itself)")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def parse_yaml(text: str, what: str = "file", warnings: list[str] | None = None) -> Any:
+    """Parse with the safe loader; duplicate keys go to ``warnings``."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = loader.get_single_data()
+        _check_expansion(data, what)
+        if warnings is not None and loader.duplicate_keys:
+            warnings.append(f"duplicate key(s) {', '.join(loader.duplicate_keys[:5])} in {what};"
+                            " the last value is used")
+        return data
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -59,14 +107,26 @@ def parse_yaml(text: str, what: str = "file") -> Any:
         raise _FileProblem(f"invalid YAML in {what}{where}: {problem}") from e
     except RecursionError as e:
         raise _FileProblem(f"YAML in {what} is nested too deeply") from e
+    finally:
+        loader.dispose()
 
 
-def _load_map(path: Path, what: str = "file") -> dict[str, Any]:
-    data = parse_yaml(read_text(path), what)
+def _load_map(path: Path, problems: list[LoadProblem], what: str = "file") -> dict[str, Any]:
+    warnings: list[str] = []
+    data = parse_yaml(read_text(path), what, warnings)
+    problems.extend(LoadProblem(str(path), w) for w in warnings)
     if not isinstance(data, dict):
         found = "nothing" if data is None else type(data).__name__
         raise _FileProblem(f"expected a map of fields at the top level, found {found}")
     return data
+
+
+MAX_ID_CHARS = 200
+
+
+def _usable_id(value: str) -> bool:
+    return (0 < len(value) <= MAX_ID_CHARS and "/" not in value and "\\" not in value
+            and all(c.isprintable() for c in value))
 
 
 def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProblem]) -> str:
@@ -74,12 +134,14 @@ def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProb
         value = data.get(key)
         if value is None:
             continue
-        if isinstance(value, str) and value.strip():
+        if isinstance(value, str) and _usable_id(value.strip()):
             return value.strip()
+        shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
         problems.append(LoadProblem(
             str(source.path),
-            f"field '{key}' should be a non-empty string, found {value!r}; "
-            f"using the folder name '{source.folder_name}'",
+            f"field '{key}' should be a one-line name without slashes or control characters "
+            f"(at most {MAX_ID_CHARS}), found {shown}; using the folder name "
+            f"'{source.folder_name}'",
         ))
         break
     return source.folder_name
@@ -87,10 +149,14 @@ def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProb
 
 def _load_one(source: SkillSource, problems: list[LoadProblem]) -> Skill:
     """Parse one skill; raises ``_FileProblem`` when its main file is unusable."""
+    if source.problem:
+        raise _FileProblem(source.problem)
     path, collection = str(source.path), str(source.root)
     if source.format == "skill-md":
         front, body = split_front_matter(read_text(source.path))
-        meta: Any = {} if front is None else parse_yaml(front, "front matter")
+        warnings: list[str] = []
+        meta: Any = {} if front is None else parse_yaml(front, "front matter", warnings)
+        problems.extend(LoadProblem(path, w) for w in warnings)
         if front is None:
             problems.append(LoadProblem(path, "no YAML front matter (--- name/description ---)"))
         if not isinstance(meta, dict):
@@ -101,11 +167,11 @@ def _load_one(source: SkillSource, problems: list[LoadProblem]) -> Skill:
             meta, body, skill_id=source.folder_name, path=path, collection=collection
         )
 
-    data = _load_map(source.path)
+    data = _load_map(source.path, problems)
     collaboration = None
     if source.collaboration is not None:
         try:
-            collaboration = _load_map(source.collaboration)
+            collaboration = _load_map(source.collaboration, problems)
         except _FileProblem as e:  # the skill itself is still usable
             problems.append(LoadProblem(str(source.collaboration), str(e)))
     return skill_from_spawner(
@@ -185,9 +251,11 @@ def corpus_fingerprint(sources: list[SkillSource]) -> str:
     """
     h = hashlib.sha256()
     for source in sources:
-        h.update(str(source.root).encode() + b"\0")
+        h.update(str(source.root).encode(errors="surrogateescape") + b"\0")
+        h.update(f"{source.path}|{source.problem}".encode(errors="surrogateescape") + b"\0")
         for path in source.files():
-            h.update(str(path.relative_to(source.root)).encode() + b"\0")
+            h.update(str(path.relative_to(source.root)).encode(errors="surrogateescape")
+                     + b"\0")
             try:
                 h.update(hashlib.sha256(path.read_bytes()).digest())
             except OSError:

@@ -7,13 +7,14 @@ Layouts:
 - Agent Skills: ``<dir>/SKILL.md``.
 
 A folder that is a skill is not descended into: skill folders carry references, scripts and
-examples whose YAML or Markdown files are not skills.
+examples whose YAML or Markdown files are not skills. Symbolic links are never followed out
+of a root: nothing in a collection can make the retriever read elsewhere.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retriever.errors import SkillLoadError
@@ -33,6 +34,7 @@ class SkillSource:
     path: Path
     root: Path
     collaboration: Path | None = None
+    problem: str = ""  # why the skill must not be read (a link out of the root), if so
 
     @property
     def folder_name(self) -> str:
@@ -40,7 +42,26 @@ class SkillSource:
 
     def files(self) -> tuple[Path, ...]:
         """The files whose content goes into the index (and so into its fingerprint)."""
+        if self.problem:
+            return ()
         return (self.path,) + ((self.collaboration,) if self.collaboration else ())
+
+
+def _outside(path: Path, root: Path) -> Path | None:
+    """Where ``path`` really points, when that is outside ``root`` (a link out); else None."""
+    real = path.resolve()
+    return None if real.is_relative_to(root) else real
+
+
+def _checked(source: SkillSource) -> SkillSource:
+    target = _outside(source.path, source.root)
+    if target is not None:
+        return replace(source, collaboration=None, problem=(
+            f"links to {target}, outside the skills root; not read (pass that folder as "
+            "another --skills root to include it)"))
+    if source.collaboration is not None and _outside(source.collaboration, source.root):
+        return replace(source, collaboration=None)  # the skill itself is still fine
+    return source
 
 
 def _is_side_file(stem: str) -> bool:
@@ -83,12 +104,13 @@ def discover(roots: list[Path] | tuple[Path, ...]) -> list[SkillSource]:
         if not root.is_dir():
             raise SkillLoadError(f"skills root is not a folder: {root}")
         root = root.resolve()
-        # followlinks=False: a symlink loop in a collection must not hang the walk.
+        # followlinks=False: linked folders are not entered, so a link loop cannot hang the
+        # walk and a link cannot lead out of the root.
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
             folder = Path(dirpath)
             sources, is_skill = _sources_in(folder, filenames, root)
-            found.extend(sources)
+            found.extend(_checked(s) for s in sources)
             if is_skill:
                 dirnames[:] = []
     return found
