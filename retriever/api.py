@@ -28,10 +28,10 @@ REBUILD_CHOICES = ("auto", "never", "always")
 
 
 def _roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
-    from retriever.paths import bundled_skills_dir
+    from retriever.paths import default_skill_roots
 
     if skills is None:
-        return [bundled_skills_dir()]
+        return [r.resolve() for r in default_skill_roots()]
     if isinstance(skills, (str, PathLike)):
         skills = [skills]
     roots = [Path(s).expanduser() for s in skills]
@@ -75,7 +75,10 @@ class SkillRetriever:
         backend: str | None = None,
         progress: bool | None = None,
     ) -> SkillRetriever:
-        """Open the index of ``skills`` (a root or several; default: the bundled collection).
+        """Open the index of ``skills`` (a root or several).
+
+        Default roots: ``~/.spawner/skills`` and ``~/.claude/skills`` where they exist, else
+        the bundled collection.
 
         ``rebuild``: ``"auto"`` builds when the index is missing, stale (another corpus or
         model) or damaged; ``"never"`` raises ``StaleIndexError``/``IndexError_`` instead;
@@ -208,11 +211,27 @@ class SkillRetriever:
             raise UnknownSkillError(unknown_skill_message(skill_id, self._searcher.skills))
         return found
 
-    def render_markdown(self, result: SearchResult, max_chars: int = 6000) -> str:
-        """The result's skills and patterns as prompt-ready Markdown of at most ``max_chars``."""
+    def render_markdown(self, result: SearchResult, max_chars: int | None = None, *,
+                        max_tokens: int | None = None) -> str:
+        """The result's skills and patterns as prompt-ready Markdown, best first, whole blocks.
+
+        Give ``max_tokens`` to count the budget with the embedding model's tokenizer, or
+        ``max_chars`` for characters (default: 6,000 characters).
+        """
         from retriever.render import render_result
 
-        return render_result(result, self._searcher.skills, max_chars=max_chars)
+        if max_tokens is not None:
+            count = getattr(self._searcher.embedder, "count_tokens", None)
+            if count is None:  # an embedder without a tokenizer: words as tokens
+                from retriever.keywords import words
+
+                def count(text: str) -> int:
+                    return len(words(text)) + text.count("\n")
+
+            return render_result(result, self._searcher.skills, budget=max_tokens,
+                                 measure=count)
+        return render_result(result, self._searcher.skills,
+                             budget=6000 if max_chars is None else max_chars)
 
 
 def unknown_skill_message(skill_id: str, known: dict[str, Skill] | Sequence[str]) -> str:

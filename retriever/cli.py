@@ -19,7 +19,8 @@ EXIT_USER_ERROR = 2
 
 def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
     p.add_argument("--skills", action="append", metavar="PATH",
-                   help="a skills root (repeatable; default: the bundled collection)")
+                   help="a skills root (repeatable; default: ~/.spawner/skills and "
+                        "~/.claude/skills where they exist, else the bundled collection)")
     if index:
         p.add_argument("--index", metavar="DIR",
                        help="index folder (default: one per collection, see README)")
@@ -47,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON output (see README)")
     p.add_argument("--markdown", action="store_true",
                    help="prompt-ready Markdown of the results")
-    p.add_argument("--max-chars", type=int, default=6000, help="budget for --markdown")
+    p.add_argument("--max-chars", type=int, default=None,
+                   help="budget for --markdown in characters (default 6000)")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="budget for --markdown in the model's tokens")
     _common(p)
 
     p = sub.add_parser("index", help="build or refresh the index; print counts and problems")
@@ -68,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-out", metavar="FILE", help="write {query_id: [skill ids]} here")
     p.add_argument("-k", type=int, default=10, help="ranked skills kept per query (default 10)")
     _common(p)
+    p = sub.add_parser("lint", help="check a collection for skill authors; exit 1 on findings")
+    p.add_argument("--json", action="store_true", help="findings as JSON, for CI")
+    p.add_argument("--no-reach", action="store_true",
+                   help="skip the reachability check (it needs the index and model)")
+    _common(p)
+
     p = sub.add_parser("mcp", help="serve search_skills and get_skill over MCP (stdio)")
     _common(p)
     return parser
@@ -91,7 +101,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif args.markdown:
-        print(retriever.render_markdown(result, max_chars=args.max_chars))
+        print(retriever.render_markdown(result, args.max_chars, max_tokens=args.max_tokens))
     else:
         from retriever.terminal import format_result
 
@@ -142,14 +152,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     queries = read_queries(args.queries)  # a bad file fails before the model loads
     retriever = _open(args)
-    bar = None
-    if sys.stderr.isatty() and not args.json:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(queries), desc="queries", file=sys.stderr)
-        except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
-            bar = None
+    bar = _progress_bar(len(queries), "queries", args.json)
     report = evaluate(queries, lambda q: retriever.search(q, k=args.k).skill_ids,
                       progress=(lambda i: bar.update(1)) if bar else None)
     if bar:
@@ -168,6 +171,43 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_lint(args: argparse.Namespace) -> int:
+    from retriever.api import _roots
+    from retriever.lint import ERROR, lint
+    from retriever.load import load_collection
+
+    report = load_collection(_roots(args.skills))
+    rank, bar = None, None
+    if not args.no_reach and report.skills:
+        retriever = _open(args)
+        rank = lambda q: retriever.search(q, k=10).skill_ids  # noqa: E731
+        bar = _progress_bar(len(report.skills), "reachability", args.json)
+    findings = lint(report, rank, (lambda n: bar.update(1)) if bar else None)
+    if bar:
+        bar.close()
+    errors = sum(f.severity == ERROR for f in findings)
+    if args.json:
+        print(json.dumps({"skills": len(report.skills), "errors": errors,
+                          "warnings": len(findings) - errors,
+                          "findings": [f.to_dict() for f in findings]}, indent=2))
+    else:
+        for f in findings:
+            print(f"{f.severity}: {f.check}: {f.skill_id or '-'}: {f.message}  [{f.path}]")
+        print(f"{len(report.skills)} skills: {errors} errors, {len(findings) - errors} warnings")
+    return 1 if findings else 0
+
+
+def _progress_bar(total: int, desc: str, quiet: bool):
+    """A progress bar on stderr when it is a terminal (and output is not JSON)."""
+    if quiet or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with sentence-transformers
+        return None
+    return tqdm(total=total, desc=desc, file=sys.stderr)
+
+
 def _cmd_mcp(args: argparse.Namespace) -> int:
     try:
         import mcp  # noqa: F401
@@ -183,7 +223,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"search": _cmd_search, "index": _cmd_index, "show": _cmd_show, "eval": _cmd_eval,
-            "mcp": _cmd_mcp}
+            "lint": _cmd_lint, "mcp": _cmd_mcp}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

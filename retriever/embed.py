@@ -95,6 +95,10 @@ class SentenceTransformerEmbedder:
                 ) from e
         return self._model
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model's tokenizer makes of ``text`` (no limit applied)."""
+        return len(self._get().tokenizer(text, add_special_tokens=False)["input_ids"])
+
     def truncates(self, text: str) -> bool:
         """Whether ``text`` is longer than the model reads (it is then cut)."""
         model = self._get()
@@ -178,6 +182,9 @@ class _ExportingEmbedder:
 
     def truncates(self, text: str) -> bool:
         return bool(getattr(self._get(), "truncates", lambda _: False)(text))
+
+    def count_tokens(self, text: str) -> int:
+        return self._get().count_tokens(text)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         return self._get().encode(texts, progress=progress)

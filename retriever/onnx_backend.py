@@ -148,6 +148,7 @@ class OnnxEmbedder:
             raise ModelError(f"{folder}: unreadable ONNX export ({e})") from e
         self._session = None
         self._tokenizer = None
+        self._counter = None
         self._lock = threading.Lock()
 
     @property
@@ -178,6 +179,17 @@ class OnnxEmbedder:
                 str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
             self._tokenizer = tokenizer
         return self._session, self._tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model's tokenizer makes of ``text`` (no limit applied)."""
+        with self._lock:
+            if self._counter is None:  # no truncation, no padding: the true count
+                from tokenizers import Tokenizer
+
+                self._counter = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+                self._counter.no_truncation()
+                self._counter.no_padding()
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
 
     def truncates(self, text: str) -> bool:
         """Whether ``text`` is longer than the model reads (it is then cut)."""

@@ -17,6 +17,17 @@ def bundled_skills_dir() -> Path:
     return inside if inside.is_dir() else _PACKAGE.parent / "skills"
 
 
+# Where people keep their skills; used when no --skills is given and at least one exists.
+USER_SKILL_ROOTS = ("~/.spawner/skills", "~/.claude/skills")
+
+
+def default_skill_roots() -> list[Path]:
+    """``~/.spawner/skills`` and ``~/.claude/skills`` that exist, else the bundled collection."""
+    found = [Path(p).expanduser() for p in USER_SKILL_ROOTS]
+    found = [p for p in found if p.is_dir()]
+    return found or [bundled_skills_dir()]
+
+
 def _source_checkout_index() -> Path | None:
     """``<repo>/index`` when running from a source checkout of this project."""
     repo = _PACKAGE.parent

@@ -2,10 +2,13 @@
 
 Blocks are added whole, best skill first: a skill's header and description, then its best
 patterns and anti-patterns one by one, then the handoffs. A block that does not fit is left
-out, never cut in half.
+out, never cut in half. The budget is counted by a ``measure`` function: characters, or the
+embedding model's tokens.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from retriever.results import SearchResult
 from retriever.skill import AntiPattern, Pattern, Skill
@@ -27,15 +30,20 @@ def _anti_block(a: AntiPattern) -> str:
     return "\n".join(lines)
 
 
-def render_result(result: SearchResult, skills: dict[str, Skill], *, max_chars: int) -> str:
-    """Markdown for ``result``; at most ``max_chars`` characters."""
+def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int,
+                  measure: Callable[[str], int] = len) -> str:
+    """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``.
+
+    Each block is measured with the blank line that joins it, so the parts add up to at
+    least the whole for characters and for word-piece tokens alike.
+    """
     out: list[str] = []
     used = 0
 
     def add(block: str) -> bool:
         nonlocal used
-        cost = len(block) + 2  # the blank line joining blocks
-        if used + cost > max_chars:
+        cost = measure(block + "\n\n")
+        if used + cost > budget:
             return False
         out.append(block)
         used += cost

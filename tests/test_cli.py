@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 from conftest import BUNDLED
 
+EMPTY_HOME = tempfile.mkdtemp(prefix="home-")  # no ~/.claude/skills: the bundled default
+
 
 def retrieve(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": EMPTY_HOME}
     p = subprocess.run([sys.executable, "-m", "retriever.cli", *args], capture_output=True,
                        text=True, env=env, timeout=600)
     if check and p.returncode != 0:

@@ -18,10 +18,16 @@ def test_bundled_collection_loads_cleanly(bundled):
     assert bundled.manifest["dimension"] == 384
 
 
-def test_default_collection_is_the_bundled_one(bundled):
+def test_default_roots(tmp_path, monkeypatch):
     from retriever.api import _roots
 
-    assert _roots(None) == [BUNDLED.resolve()]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _roots(None) == [BUNDLED.resolve()]  # nothing in the user's folders: bundled
+    (tmp_path / ".claude/skills").mkdir(parents=True)
+    assert _roots(None) == [(tmp_path / ".claude/skills").resolve()]
+    (tmp_path / ".spawner/skills").mkdir(parents=True)
+    assert _roots(None) == [(tmp_path / ".spawner/skills").resolve(),
+                            (tmp_path / ".claude/skills").resolve()]
 
 
 def test_the_readme_query(bundled):

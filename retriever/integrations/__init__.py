@@ -1,0 +1,1 @@
+"""Adapters that plug the retriever into other frameworks (optional extras)."""
