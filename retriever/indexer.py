@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from retriever.documents import Document, collection_documents
 from retriever.embed import Embedder
+from retriever.handoffs import rule_phrases
 from retriever.skill import LoadReport
 
 if TYPE_CHECKING:
@@ -50,7 +51,8 @@ class VectorCache:
                 self._vectors[doc.text] = v
         old_rules = [r.trigger for s in previous.skills for r in s.handoffs]
         for text, v in zip(old_rules, np.asarray(previous.rule_vectors), strict=True):
-            self._vectors[text] = v
+            if v.any():  # keyword rules have a zero row, not a vector of their text
+                self._vectors.setdefault(text, v)
 
     def encode(
         self, embedder: Embedder, texts: list[str], progress: bool
@@ -107,13 +109,21 @@ def build_index(
     progress: bool = False,
     previous: StoredIndex | None = None,
 ) -> BuiltIndex:
+    import numpy as np
+
     started = time.perf_counter()
     cache = VectorCache(previous, embedder.model_id)
     documents = collection_documents(report.skills)
     texts = rule_texts(report)
-    vectors, embedded = cache.encode(embedder, [d.text for d in documents] + texts, progress)
-    doc_vectors, rule_vectors = vectors[: len(documents)], vectors[len(documents):]
+    # Keyword rules fire on words, not vectors: only natural-language rules are embedded
+    # (about a fifth of the real corpus's rules); the others keep a zero row.
+    semantic = [i for i, t in enumerate(texts) if not rule_phrases(t)]
+    vectors, embedded = cache.encode(
+        embedder, [d.text for d in documents] + [texts[i] for i in semantic], progress)
+    doc_vectors = vectors[: len(documents)]
     dim = int(vectors.shape[1])
+    rule_vectors = np.zeros((len(texts), dim), dtype=np.float32)
+    rule_vectors[semantic] = vectors[len(documents):]
     index = make_faiss_index(doc_vectors)
     manifest = {
         "package_version": package_version,
