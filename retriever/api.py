@@ -179,7 +179,8 @@ class SkillRetriever:
                             package_version=__version__, progress=progress, previous=previous)
         save_index(folder, manifest=built.manifest, index=built.index,
                    documents=built.documents, skills=report.skills,
-                   rule_vectors=built.rule_vectors, problems=report.problems)
+                   rule_vectors=built.rule_vectors, problems=report.problems,
+                   lexical=built.lexical)
 
     # -- using ------------------------------------------------------------------------------
 

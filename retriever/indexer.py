@@ -6,9 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retriever.documents import Document, collection_documents
+from retriever.documents import Document, collection_documents, skill_documents
 from retriever.embed import Embedder
 from retriever.handoffs import rule_phrases
+from retriever.lexical import LexicalIndex, build_lexical
 from retriever.skill import LoadReport
 
 if TYPE_CHECKING:
@@ -24,6 +25,12 @@ class BuiltIndex:
     index: faiss.Index
     documents: list[Document]
     rule_vectors: np.ndarray
+    lexical: LexicalIndex
+
+
+def skill_texts(report: LoadReport) -> list[str]:
+    """One text per skill for BM25: all its indexed documents joined."""
+    return ["\n".join(d.text for d in skill_documents(s)) for s in report.skills]
 
 
 def rule_texts(report: LoadReport) -> list[str]:
@@ -143,4 +150,5 @@ def build_index(
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(time.perf_counter() - started, 2),
     }
-    return BuiltIndex(manifest, index, documents, rule_vectors)
+    return BuiltIndex(manifest, index, documents, rule_vectors,
+                      build_lexical(skill_texts(report)))

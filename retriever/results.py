@@ -88,6 +88,7 @@ class SearchResult:
     patterns: tuple[PatternHit, ...]
     handoffs: tuple[Handoff, ...]
     weak: bool  # the best semantic score was under the weak threshold
+    no_match: bool = False  # nothing in the collection fits; ``skills`` are only the nearest
     notes: tuple[str, ...] = ()
     truncated: bool = False  # the query was longer than the model reads, or was cut
 
@@ -102,6 +103,7 @@ class SearchResult:
             "patterns": [_rounded(asdict(p)) for p in self.patterns],
             "handoffs": [h.to_dict() for h in self.handoffs],
             "weak": self.weak,
+            "no_match": self.no_match,
             "truncated": self.truncated,
             "notes": list(self.notes),
         }

@@ -69,6 +69,9 @@ class Searcher:
         self.documents = stored.documents
         self.skills = {s.id: s for s in stored.skills}
         self.rule_vectors = stored.rule_vectors
+        self.lexical = stored.lexical
+        # row of each skill in the BM25 index (the skills' order)
+        self.skill_index = {s.id: i for i, s in enumerate(stored.skills)}
         self.vectors = _vector_view(stored.index)
 
         self.pattern_rows: dict[str, list[int]] = defaultdict(list)
@@ -102,8 +105,13 @@ class Searcher:
                          "embedded (keyword triggers were matched in all of it)")
         qv = self.embedder.encode([query])
         hits = self._nearest(qv)
-        ranked, weak = rank(aggregate(hits, self.config), self._keyword_hits(query), self.config)
+        semantic = aggregate(hits, self.config)
+        keywords = self._keyword_hits(query)
+        ranked, weak = rank(semantic, keywords, self.config, self._lexical(query, semantic,
+                                                                          keywords))
         top = ranked[:k]
+        best = max((h.score for h in hits), default=0.0)
+        no_match = best < self.config.no_match_threshold and not keywords
         handoffs = self._handoffs(query, qv[0], top)
 
         results = [self._skill_hit(r, qv[0]) for r in top]
@@ -114,18 +122,23 @@ class Searcher:
                 present.add(h.to_skill)
                 results.append(self._handoff_hit(h, scores[h.from_skill], qv[0]))
 
-        best_patterns = sorted((h for h in hits if h.kind in PATTERN_KINDS),
-                               key=lambda h: -h.score)[: self.config.top_patterns]
-        if weak:
-            best = max((h.score for h in hits), default=0.0)
+        if no_match:
+            notes.append(f"no skill in the collection fits this query: the closest text is "
+                         f"{best:.2f} similar (< {self.config.no_match_threshold}) and no "
+                         "trigger matched; the skills listed are the nearest, not answers")
+        elif weak:
             notes.append(f"weak semantic match (best {best:.2f} < "
                          f"{self.config.weak_threshold}); keyword triggers lead")
         return SearchResult(
             query=query,
             skills=tuple(results),
-            patterns=tuple(self._pattern_hit(h) for h in best_patterns),
+            # the best pattern of each top skill, in rank order: the first answers the query
+            # with the best skill's own guidance
+            patterns=tuple(r.patterns[0] for r in results if r.patterns)[
+                : self.config.top_patterns],
             handoffs=tuple(handoffs),
             weak=weak,
+            no_match=no_match,
             notes=tuple(notes),
             truncated=truncated,
         )
@@ -142,6 +155,12 @@ class Searcher:
             d = self.documents[row]
             hits.append(DocHit(int(row), d.skill_id, d.kind, d.field, d.text, float(score)))
         return hits
+
+    def _lexical(self, query: str, semantic, keywords) -> dict[str, float]:
+        """BM25 scores of the candidate skills (BM25 re-weighs candidates, never adds)."""
+        scores = self.lexical.scores(query)
+        ids = set(semantic) | {k.skill_id for k in keywords}
+        return {sid: float(scores[self.skill_index[sid]]) for sid in ids}
 
     def _keyword_hits(self, query: str) -> list[KeywordHit]:
         out = []

@@ -12,6 +12,7 @@ Layout of an index folder::
         skills.json       the normalised skills (so a query never re-parses YAML)
         rules.npy         one vector per handoff rule, for natural-language ``when`` rules
         problems.json     the load report's problems
+        bm25.npz, bm25.json  the BM25 index of the skills (see ``lexical``)
       .lock               held while a build writes
 
 A build writes a new version folder aside and then swaps the ``current`` symlink with one
@@ -37,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from retriever.documents import Document
 from retriever.errors import IndexError_
+from retriever.lexical import LexicalIndex
 from retriever.skill import LoadProblem, Skill
 
 if TYPE_CHECKING:
     import faiss
     import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 arrays added
 CURRENT = "current"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
@@ -51,7 +53,8 @@ DOCUMENTS = "documents.jsonl"
 SKILLS = "skills.json"
 RULES = "rules.npy"
 PROBLEMS = "problems.json"
-DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS)
+LEXICAL_FILES = ("bm25.npz", "bm25.json")  # see retriever.lexical
+DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS, *LEXICAL_FILES)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class StoredIndex:
     skills: tuple[Skill, ...]
     rule_vectors: np.ndarray
     problems: tuple[LoadProblem, ...]
+    lexical: LexicalIndex
 
 
 def _sha256(path: Path) -> str:
@@ -103,6 +107,7 @@ def save_index(
     skills: tuple[Skill, ...],
     rule_vectors: np.ndarray,
     problems: tuple[LoadProblem, ...],
+    lexical: LexicalIndex,
 ) -> Path:
     """Write a new version of the index and make it current. Call under ``build_lock``.
 
@@ -114,7 +119,8 @@ def save_index(
         index_dir.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         _write_version(tmp, manifest=manifest, index=index, documents=documents,
-                       skills=skills, rule_vectors=rule_vectors, problems=problems)
+                       skills=skills, rule_vectors=rule_vectors, problems=problems,
+                       lexical=lexical)
         os.rename(tmp, index_dir / name)
         link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
         previous = _current_version(index_dir)
@@ -141,6 +147,7 @@ def _write_version(
     skills: tuple[Skill, ...],
     rule_vectors: np.ndarray,
     problems: tuple[LoadProblem, ...],
+    lexical: LexicalIndex,
 ) -> None:
     import faiss
     import numpy as np
@@ -155,6 +162,7 @@ def _write_version(
     _write_json(tmp / PROBLEMS, [
         {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
     ])
+    lexical.save(tmp)
     files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
              for f in DATA_FILES}
     # The manifest is written last: a folder without one is never a usable index.
@@ -256,6 +264,7 @@ def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
         rule_vectors = np.load(folder / RULES, allow_pickle=False)
         problems = tuple(LoadProblem(**p) for p in
                          json.loads((folder / PROBLEMS).read_text(encoding="utf-8")))
+        lexical = LexicalIndex.load(folder)
     except Exception as e:  # noqa: BLE001 - any damage is reported the same way
         raise IndexError_(f"{folder}: cannot read the index ({e}); rebuild the index") from e
 
@@ -267,8 +276,10 @@ def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
         (counts.get("skills") == len(skills), "skill count differs from the manifest"),
         (index.d == manifest.get("dimension"), f"vector size {index.d} differs from manifest"),
         (rule_vectors.shape[0] == n_rules, "handoff rule vectors out of step with the rules"),
+        (lexical.num_docs == len(skills), "the BM25 index is out of step with the skills"),
     ]
     for ok, what in checks:
         if not ok:
             raise IndexError_(f"{folder}: {what}; rebuild the index")
-    return StoredIndex(folder, manifest, index, documents, skills, rule_vectors, problems)
+    return StoredIndex(folder, manifest, index, documents, skills, rule_vectors, problems,
+                       lexical)

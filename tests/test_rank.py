@@ -1,5 +1,7 @@
 """The aggregation and ranking rules, on hand-checkable numbers."""
 
+import math
+
 import pytest
 
 from retriever.rank import DocHit, KeywordHit, ScoringConfig, aggregate, rank
@@ -10,13 +12,33 @@ def hit(sid, score, kind="card", row=0):
     return DocHit(row, sid, kind, "card", "t", score)
 
 
-def test_aggregate_is_best_plus_a_tenth_of_the_next_two():
-    cfg = ScoringConfig(second_weight=0.1, extra_hits=2)
+def test_softmax_aggregation_and_trigger_weight():
+    cfg = ScoringConfig()  # softmax, T = 0.1, triggers x 0.6
+    agg = aggregate([hit("a", 0.5), hit("a", 0.4), hit("b", 0.6), hit("c", 0.7, "trigger")],
+                    cfg)
+    assert agg["a"][0] == pytest.approx(0.1 * math.log(math.exp(5) + math.exp(4)))
+    assert agg["b"][0] == pytest.approx(0.6)
+    assert agg["c"][0] == pytest.approx(0.42)  # 0.7 x 0.6
+    # a second close document lifts a skill by at most T * log 2
+    assert agg["a"][0] - 0.5 == pytest.approx(0.1 * math.log(1 + math.exp(-1)))
+
+
+def test_aggregate_best_plus_a_tenth_of_the_next_two():
+    cfg = ScoringConfig(aggregation="best+", second_weight=0.1, extra_hits=2)
     agg = aggregate([hit("a", 0.5), hit("a", 0.4), hit("a", 0.3), hit("a", 0.2),
                      hit("b", 0.6)], cfg)
     assert agg["a"][0] == pytest.approx(0.5 + 0.1 * (0.4 + 0.3))
     assert agg["b"][0] == pytest.approx(0.6)
     assert [h.score for h in agg["a"][1]] == [0.5, 0.4, 0.3, 0.2]  # best first
+
+
+def test_lexical_term_saturates_and_never_adds_skills():
+    cfg = ScoringConfig()
+    sem = aggregate([hit("a", 0.6), hit("b", 0.58)], cfg)
+    ranked, _ = rank(sem, [], cfg, lexical={"b": 10.0, "zzz": 99.0})
+    assert [r.skill_id for r in ranked] == ["b", "a"]
+    assert ranked[0].lexical == pytest.approx(0.5 * 10 / 20)
+    assert ranked[0].score == pytest.approx(0.58 + 0.25)
 
 
 def test_many_hits_break_a_near_tie_but_never_beat_a_clearly_better_best_hit():

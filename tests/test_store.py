@@ -11,6 +11,7 @@ from minicollection import write_mini
 
 from retriever import SkillRetriever
 from retriever.errors import IndexError_, StaleIndexError
+from retriever.store import FORMAT_VERSION
 
 
 class OtherModel(FakeEmbedder):
@@ -32,10 +33,11 @@ def test_build_then_reuse(setup, fake_embedder):
     assert again.rebuilt_because is None
     m = again.manifest
     assert m["counts"]["skills"] == 3 and m["model"] == "fake-bag-of-words"
-    assert m["dimension"] == 256 and m["format_version"] == 1 and m["corpus_fingerprint"]
+    assert m["dimension"] == 256 and m["format_version"] == FORMAT_VERSION
+    assert m["corpus_fingerprint"]
     assert sorted(p.name for p in (idx / "current").iterdir()) == [
-        "documents.jsonl", "manifest.json", "problems.json", "rules.npy", "skills.json",
-        "vectors.faiss"]
+        "bm25.json", "bm25.npz", "documents.jsonl", "manifest.json", "problems.json",
+        "rules.npy", "skills.json", "vectors.faiss"]
 
 
 def test_changed_corpus_is_stale(setup, fake_embedder):

@@ -1,0 +1,94 @@
+"""BM25 over one text per skill (all its indexed documents joined), for hybrid ranking.
+
+The index is built with bm25s (Lucene BM25, k1 1.5, b 0.75; English stopwords; Snowball
+stemming with PyStemmer) and saved as plain arrays: bm25s precomputes every (token, skill)
+score, so a query only sums the rows of its tokens. The query side re-implements bm25s's
+tokenizer (same pattern, stopwords and stemmer, stored in the index) so a query never imports
+bm25s or scipy; a test checks the scores equal bm25s's own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s.tokenize's default
+STEMMER_LANGUAGE = "english"
+ARRAYS = "bm25.npz"
+PARAMS = "bm25.json"
+
+
+def _stemmer():
+    import Stemmer  # PyStemmer
+
+    return Stemmer.Stemmer(STEMMER_LANGUAGE)
+
+
+@dataclass
+class LexicalIndex:
+    vocab: dict[str, int]
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    num_docs: int
+    stopwords: frozenset[str]
+
+    def __post_init__(self) -> None:
+        self._split = re.compile(TOKEN_PATTERN).findall
+        self._stem = _stemmer().stemWord
+
+    def tokens(self, text: str) -> list[str]:
+        """The query's terms as bm25s makes them: lower-cased words, no stopwords, stemmed."""
+        return [self._stem(w) for w in self._split(text.lower()) if w not in self.stopwords]
+
+    def scores(self, text: str) -> np.ndarray:
+        """BM25 score of every skill (in index order) for ``text``."""
+        import numpy as np
+
+        out = np.zeros(self.num_docs, dtype=np.float32)
+        for token in self.tokens(text):
+            t = self.vocab.get(token)
+            if t is not None:
+                lo, hi = self.indptr[t], self.indptr[t + 1]
+                np.add.at(out, self.indices[lo:hi], self.data[lo:hi])
+        return out
+
+    def save(self, folder: Path) -> list[str]:
+        import numpy as np
+
+        np.savez(folder / ARRAYS, data=self.data, indices=self.indices, indptr=self.indptr)
+        (folder / PARAMS).write_text(json.dumps({
+            "num_docs": self.num_docs, "vocab": self.vocab,
+            "stopwords": sorted(self.stopwords), "token_pattern": TOKEN_PATTERN,
+            "stemmer": STEMMER_LANGUAGE, "method": "lucene", "k1": 1.5, "b": 0.75,
+        }, ensure_ascii=False))
+        return [ARRAYS, PARAMS]
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        import numpy as np
+
+        params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
+        with np.load(folder / ARRAYS, allow_pickle=False) as arrays:
+            data, indices, indptr = arrays["data"], arrays["indices"], arrays["indptr"]
+        return cls(params["vocab"], data, indices, indptr, int(params["num_docs"]),
+                   frozenset(params["stopwords"]))
+
+
+def build_lexical(texts: list[str]) -> LexicalIndex:
+    """Index one text per skill with bm25s."""
+    import bm25s
+    from bm25s.stopwords import STOPWORDS_EN
+
+    tokens = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), show_progress=False)
+    model = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
+    model.index(tokens, show_progress=False)
+    s = model.scores
+    return LexicalIndex(dict(model.vocab_dict), s["data"], s["indices"], s["indptr"],
+                        int(s["num_docs"]), frozenset(STOPWORDS_EN))
