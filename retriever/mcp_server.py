@@ -58,6 +58,8 @@ def compact_result(result) -> dict[str, Any]:
         "handoffs": [{"from": h.from_skill, "to": h.to_skill, "reason": h.reason,
                       "resolved": h.resolved} for h in result.handoffs],
     }
+    if result.no_match:
+        out["no_match"] = True  # the skills above are the nearest, not answers
     if result.notes:
         out["notes"] = list(result.notes)
     return out

@@ -17,8 +17,9 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 - **Weak semantic match.** When the best cosine is under ``weak_threshold`` the model has not
   understood the query; skills with keyword matches then lead (more matched words first) and
   say ``via: keyword``.
-- **No match.** When the best cosine is under ``no_match_threshold`` and no trigger matched,
-  nothing in the collection fits: the result says so (``no_match``).
+- **No match.** When the best cosine is under ``no_match_threshold`` and no trigger phrase
+  of two or more words matched, nothing in the collection fits: the result says so
+  (``no_match``). One-word triggers ("rest", "test") are too common to vouch for a query.
 """
 
 from __future__ import annotations

@@ -32,11 +32,14 @@ def _anti_block(a: AntiPattern) -> str:
 
 def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int,
                   measure: Callable[[str], int] = len) -> str:
-    """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``.
+    """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``;
+    empty when the result is ``no_match``.
 
     Each block is measured with the blank line that joins it, so the parts add up to at
     least the whole for characters and for word-piece tokens alike.
     """
+    if result.no_match:  # nothing fits: no context beats misleading context
+        return ""
     out: list[str] = []
     used = 0
 

@@ -111,7 +111,10 @@ class Searcher:
                                                                           keywords))
         top = ranked[:k]
         best = max((h.score for h in hits), default=0.0)
-        no_match = best < self.config.no_match_threshold and not keywords
+        # A one-word trigger ("rest", "test", "battery") is too common to vouch for a query
+        # on its own; a matched phrase of two or more words is.
+        no_match = (best < self.config.no_match_threshold
+                    and not any(k.n_words > 1 for k in keywords))
         handoffs = self._handoffs(query, qv[0], top)
 
         results = [self._skill_hit(r, qv[0]) for r in top]
@@ -125,7 +128,8 @@ class Searcher:
         if no_match:
             notes.append(f"no skill in the collection fits this query: the closest text is "
                          f"{best:.2f} similar (< {self.config.no_match_threshold}) and no "
-                         "trigger matched; the skills listed are the nearest, not answers")
+                         "trigger phrase matched; the skills listed are the nearest, not "
+                         "answers")
         elif weak:
             notes.append(f"weak semantic match (best {best:.2f} < "
                          f"{self.config.weak_threshold}); keyword triggers lead")

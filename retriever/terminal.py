@@ -19,6 +19,9 @@ def _clip(text: str, width: int) -> str:
 def format_result(result: SearchResult) -> str:
     width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 120))
     lines = [f"Skills for: {result.query}"]
+    if result.no_match:
+        lines.append("NO MATCH: no skill in this collection fits this query; the nearest "
+                     "skills follow for reference only.")
     lines += [f"note: {n}" for n in result.notes]
     if not result.skills:
         lines.append("  (no skills)")

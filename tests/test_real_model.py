@@ -86,3 +86,18 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("query", ["how long should I let a steak rest after grilling it",
+                                   "which vegetables grow well in partial shade",
+                                   "how do you fold a fitted sheet"])
+def test_off_topic_queries_are_no_match(bundled, query):
+    r = bundled.search(query, k=3)
+    assert r.no_match and any("no skill in the collection fits" in n for n in r.notes)
+    assert bundled.render_markdown(r) == ""  # no context rather than misleading context
+
+
+def test_on_topic_queries_are_answered(bundled):
+    for q in ("my webhook handler processes the same event twice", "memcached",
+              "tests pass locally but fail in CI"):
+        assert not bundled.search(q, k=3).no_match
