@@ -62,7 +62,7 @@ def require_data(skills: Path, query_files: Sequence[Path]) -> None:
             "$SKILL_RETRIEVER_SHARED; pass --skills PATH)")
     for q in query_files:
         if not q.is_file():
-            raise BenchError(f"query file not found: {q} (pass --queries FILE)")
+            raise BenchError(f"query file not found: {q}")
 
 
 # -- queries --------------------------------------------------------------------------------

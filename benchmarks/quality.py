@@ -61,7 +61,10 @@ from benchmarks.common import (  # noqa: E402
 )
 
 PROG = "quality"
-SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours")
+SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours-dense", "ours")
+# A variant of ours: the first end-to-end ranking (multi-field dense only: best document +
+# 0.1 x the next two, no trigger weight, no BM25), to show what the hybrid adds.
+DENSE_ONLY = {"aggregation": "best+", "kind_weights": (), "lexical_weight": 0.0}
 K = 10  # ranking depth every system returns
 ROUTER_TOP_K = 5
 
@@ -142,20 +145,27 @@ def top_k_run(queries: Sequence[BenchQuery], scores, ids: Sequence[str],
     return run
 
 
-def description_run(queries: Sequence[BenchQuery], qvecs, skills, embedder) -> Run:
-    vectors = cached_encode(embedder, [s.description for s in skills], "descriptions")
+def description_vectors(skills, embedder):
+    return cached_encode(embedder, [s.description for s in skills], "descriptions")
+
+
+def description_run(queries: Sequence[BenchQuery], qvecs, skills, vectors) -> Run:
     return top_k_run(queries, qvecs @ vectors.T, [s.id for s in skills], positive_only=False)
 
 
-def trigger_router_run(queries: Sequence[BenchQuery], qvecs, skills, embedder) -> Run:
+def router_utterances(skills) -> list[tuple[str, str]]:
+    return [(s.id, t) for s in skills for t in (s.triggers or (s.name,))]
+
+
+def trigger_router_run(queries: Sequence[BenchQuery], qvecs, skills, vectors) -> Run:
     import numpy as np
 
-    utterances = [(s.id, t) for s in skills for t in (s.triggers or (s.name,))]
-    vectors = cached_encode(embedder, [t for _, t in utterances], "utterances")
+    utterances = router_utterances(skills)
     sims = qvecs @ vectors.T
     run = {}
+    k = min(ROUTER_TOP_K, len(utterances))
     for q, row in zip(queries, sims, strict=True):
-        top = np.argpartition(-row, ROUTER_TOP_K)[:ROUTER_TOP_K]
+        top = np.argsort(-row)[:k]
         per_skill: dict[str, list[float]] = defaultdict(list)
         for i in top:
             per_skill[utterances[i][0]].append(float(row[i]))
@@ -202,8 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
-    from pathlib import Path as _P
-
     from retriever.embed import SentenceTransformerEmbedder
     from retriever.load import load_collection
 
@@ -223,7 +231,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
     no_answer = [q for q in queries if not q.relevant]
 
     embedder = MemoEmbedder(SentenceTransformerEmbedder())
-    needs_vectors = {"description", "trigger-router", "ours"} & set(args.systems)
+    needs_vectors = {"description", "trigger-router", "ours", "ours-dense"} & set(args.systems)
     qvecs = None
     if needs_vectors:
         t = time.perf_counter()
@@ -241,11 +249,21 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
         elif name == "bm25":
             runs[name] = bm25_run(queries, skills)
         elif name == "description":
-            runs[name] = description_run(queries, qvecs, skills, embedder.inner)
+            vectors = description_vectors(skills, embedder.inner)
+            prep = time.perf_counter() - t
+            t = time.perf_counter()
+            runs[name] = description_run(queries, qvecs, skills, vectors)
         elif name == "trigger-router":
-            runs[name] = trigger_router_run(queries, qvecs, skills, embedder.inner)
-        elif name == "ours":
-            retriever = open_ours(args.skills, embedder, index_dir=args.index)
+            vectors = cached_encode(embedder.inner, [u for _, u in router_utterances(skills)],
+                                    "utterances")
+            prep = time.perf_counter() - t
+            t = time.perf_counter()
+            runs[name] = trigger_router_run(queries, qvecs, skills, vectors)
+        elif name in ("ours", "ours-dense"):
+            from retriever.rank import ScoringConfig
+
+            config = ScoringConfig(**DENSE_ONLY) if name == "ours-dense" else None
+            retriever = open_ours(args.skills, embedder, config=config, index_dir=args.index)
             prep = time.perf_counter() - t
             why = retriever.rebuilt_because
             if why:
@@ -254,7 +272,8 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
             run = {}
             for q in queries:
                 res = retriever.search(q.query, k=K)
-                ours_results[q.id] = res
+                if name == "ours":
+                    ours_results[q.id] = res
                 run[q.id] = res.skill_ids
             runs[name] = run
         total = time.perf_counter() - t
@@ -280,11 +299,15 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
                                    f"file = {f}"))
     if len(sources) > 1:
         for src in sources:
+            ids = {q.id for q in answerable if q.source == src}
+            if len(files) > 1 and any(ids == {q.id for q in answerable if q.file == f}
+                                      for f in files):
+                continue  # the same queries as a file's table above
             print()
             print(format_table([(n, s["by_source"][src]) for n, s in scored.items()],
                                f"source = {src}"))
 
-    weak = {}
+    weak, refusal, patterns = {}, {}, {}
     if ours_results:
         flagged = lambda qs: sum(ours_results[q.id].weak for q in qs)  # noqa: E731
         weak = {"answerable": flagged(answerable) / max(len(answerable), 1),
@@ -293,9 +316,37 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
         print(f"ours flags 'weak' on {weak['answerable']:.1%} of answerable queries"
               + (f" and {weak['no_answer']:.1%} of {len(no_answer)} no-answer queries"
                  if no_answer else ""))
+        # No match: answerable queries must be answered, off-topic ones refused.
+        print()
+        print(f"{'no match (ours)':<22}{'n':>6}{'answered':>10}{'refused':>9}")
+        groups = [(f, [q for q in queries if q.file == f]) for f in files]
+        for name, qs in groups:
+            if not qs:
+                continue
+            refused = sum(ours_results[q.id].no_match for q in qs) / len(qs)
+            refusal[name] = {"n": len(qs), "answered": 1 - refused, "refused": refused}
+            print(f"{name:<22}{len(qs):>6}{1 - refused:>10.1%}{refused:>9.1%}")
+        # Patterns: when a gold skill is in the top 5, does the first pattern returned
+        # belong to a gold skill?
+        print()
+        print(f"{'top pattern (ours)':<22}{'n':>6}{'gold skill in top 5':>21}"
+              f"{'its pattern first':>19}")
+        for name, qs in groups:
+            found = [q for q in qs if q.relevant
+                     and set(q.relevant) & set(ours_results[q.id].skill_ids[:5])]
+            if not found:
+                continue
+            own = sum(bool(ours_results[q.id].patterns)
+                      and ours_results[q.id].patterns[0].skill_id in q.relevant
+                      for q in found) / len(found)
+            n_ans = sum(1 for q in qs if q.relevant)
+            patterns[name] = {"n": n_ans, "gold_in_top5": len(found) / n_ans,
+                              "top_pattern_is_gold": own}
+            print(f"{name:<22}{n_ans:>6}{len(found) / n_ans:>21.1%}{own:>19.1%}")
 
     print()
-    print(f"{'wall time (s)':<26}{'prep':>8}{'queries':>9}{'total':>8}")
+    print(f"{'wall time (s)':<26}{'prep':>8}{'queries':>9}{'total':>8}"
+          "   (prep: embedding or index build; cached after the first run)")
     for name, tm in timings.items():
         print(f"{name:<26}{tm['prep']:>8.1f}{tm['query']:>9.1f}{tm['prep'] + tm['query']:>8.1f}")
     print(f"{'benchmark':<26}{'':>8}{'':>9}{wall:>8.1f}")
@@ -303,7 +354,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
     out = {
         "skills": str(args.skills),
         "n_skills": len(skills),
-        "query_files": [str(_P(p)) for p in args.queries],
+        "query_files": [str(p) for p in args.queries],
         "n_queries": len(queries),
         "n_no_answer": len(no_answer),
         "systems": {n: {"overall": rounded(s["by_source"]["all"]),
@@ -314,6 +365,8 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
                         "seconds": {k: round(v, 2) for k, v in timings[n].items()}}
                     for n, s in scored.items()},
         "ours_weak_rate": weak,
+        "ours_no_match": refusal,
+        "ours_top_pattern": patterns,
         "shared_seconds": {k: round(v["prep"], 2) for k, v in timings.items()
                            if "shared" in k},
         "wall_seconds": round(wall, 2),
