@@ -134,7 +134,7 @@ def bench_builds(corpus: Path, workdir: Path, edits: int) -> dict:
     t_full, rss = run_process(retrieve_cmd("index", "--skills", str(corpus),
                                            "--index", str(full_index)))
     manifest = json.loads((full_index / "current" / "manifest.json").read_text())
-    texts = manifest["counts"]["documents"] + manifest["counts"]["handoff_rules"]
+    texts = manifest["counts"]["embedded"]
 
     copy = workdir / "corpus"
     shutil.copytree(corpus, copy)
@@ -185,6 +185,7 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
     from retriever.documents import Document
     from retriever.embed import make_embedder
     from retriever.indexer import make_faiss_index
+    from retriever.lexical import build_lexical
     from retriever.rank import ScoringConfig
     from retriever.search import Searcher
     from retriever.skill import Skill
@@ -220,7 +221,14 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
     rule_vectors = np.concatenate(rule_chunks).astype(np.float32)
     make_s = time.perf_counter() - t0
 
-    out = {"skills": n_skills, "documents": len(documents), "generate_s": make_s}
+    t0 = time.perf_counter()
+    by_skill: dict[str, list[str]] = {}
+    for d in documents:
+        by_skill.setdefault(d.skill_id, []).append(d.text)
+    lexical = build_lexical(["\n".join(by_skill[s.id]) for s in skills])
+    bm25_s = time.perf_counter() - t0
+    out = {"skills": n_skills, "documents": len(documents), "generate_s": make_s,
+           "bm25_build_s": bm25_s}
     embedder = make_embedder()
     queries = dev_queries(n_queries)
     results = {}
@@ -236,7 +244,7 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
         finally:
             ix.EXACT_MAX_DOCUMENTS = limit
         stored = StoredIndex(corpus_index, {}, index, tuple(documents), tuple(skills),
-                             rule_vectors, ())
+                             rule_vectors, (), lexical)
         t = time.perf_counter()
         searcher = Searcher(stored, embedder, ScoringConfig())
         open_s = time.perf_counter() - t
@@ -303,6 +311,7 @@ def print_report(r: dict) -> None:
         row("query", t["api_query_s"], "ms")
     y = r.get("synthetic")
     if y:
+        print(f"Synthetic: BM25 build {y['bm25_build_s']:.1f} s")
         print(f"Synthetic: {y['skills']} skills, {y['documents']} documents "
               f"({y['vectors_mb']:.0f} MB of vectors), "
               f"process peak {y['process_peak_rss_mb']:.0f} MB")
@@ -337,23 +346,33 @@ def main(argv: list[str] | None = None) -> int:
                     "corpus": str(args.skills)}
     from retriever import SkillRetriever
 
-    with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
-        work = Path(tmp)
-        if args.skip_builds:  # the corpus's usual index, built if needed
-            index = SkillRetriever.open(args.skills).index_dir
-        else:
-            report["builds"] = bench_builds(args.skills, work, args.edits)
-            index = work / "full"
-        report["startup"] = bench_startup(args.skills, index, args.runs)
-        report["queries"] = bench_queries(args.skills, index)
-        if args.scale:
-            report["two_corpora"] = bench_two_corpora(work)
-            report["synthetic"] = bench_synthetic(index, args.synthetic_skills,
-                                                  args.synthetic_queries)
-    print_report(report)
-    args.json_out.parent.mkdir(parents=True, exist_ok=True)
-    args.json_out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.json_out}")
+    def save() -> None:  # after every section: a crash late on keeps what was measured
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report, indent=1))
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
+            work = Path(tmp)
+            if args.skip_builds:  # the corpus's usual index, built if needed
+                index = SkillRetriever.open(args.skills).index_dir
+            else:
+                report["builds"] = bench_builds(args.skills, work, args.edits)
+                index = work / "full"
+                save()
+            report["startup"] = bench_startup(args.skills, index, args.runs)
+            save()
+            report["queries"] = bench_queries(args.skills, index)
+            save()
+            if args.scale:
+                report["synthetic"] = bench_synthetic(index, args.synthetic_skills,
+                                                      args.synthetic_queries)
+                save()
+                report["two_corpora"] = bench_two_corpora(work)
+                save()
+    finally:
+        if "startup" in report and "queries" in report:
+            print_report(report)
+        print(f"wrote {args.json_out}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -100,8 +101,15 @@ def make_faiss_index(vectors: np.ndarray) -> faiss.Index:
     index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(0)  # a fixed sample: the same corpus gives the same index
     sample = vectors[rng.choice(n, size=min(n, 64 * nlist), replace=False)]
-    index.train(sample)
-    index.add(vectors)
+    # Searching runs FAISS on one thread (see search._vector_view); training is the one
+    # place where every core pays.
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    try:
+        index.train(sample)
+        index.add(vectors)
+    finally:
+        faiss.omp_set_num_threads(threads)
     index.nprobe = IVF_PROBES
     index.make_direct_map()  # per-skill pattern scoring reconstructs vectors by row
     return index

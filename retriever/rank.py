@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from retriever.results import KEYWORD, SEMANTIC
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,15 @@ Aggregated = dict[str, tuple[float, list[DocHit]]]
 
 
 def aggregate(hits: Iterable[DocHit], config: ScoringConfig) -> Aggregated:
-    """``{skill_id: (semantic score, its hits best first)}`` by the aggregation rule."""
+    """``{skill_id: (semantic score, its hits best first)}`` by the aggregation rule.
+
+    The reference implementation; ``aggregate_arrays`` computes the same with numpy on the
+    query path.
+    """
+    weights = dict(config.kind_weights)
     per_skill: dict[str, list[tuple[float, DocHit]]] = defaultdict(list)
     for h in hits:
-        per_skill[h.skill_id].append((h.score * config.kind_weight(h.kind), h))
+        per_skill[h.skill_id].append((h.score * weights.get(h.kind, 1.0), h))
     out = {}
     for sid, pairs in per_skill.items():
         pairs.sort(key=lambda p: -p[0])
@@ -120,20 +129,62 @@ def aggregate(hits: Iterable[DocHit], config: ScoringConfig) -> Aggregated:
     return out
 
 
+def aggregate_arrays(
+    scores: np.ndarray,
+    weights: np.ndarray,
+    skills: np.ndarray,
+    make_hit: Callable[[int], DocHit],
+    config: ScoringConfig,
+    keep: int | None = None,
+) -> Aggregated:
+    """``aggregate`` for candidates given as arrays, in a few numpy operations.
+
+    ``scores``: the candidates' cosines; ``weights``: their kinds' weights; ``skills``: their
+    skills' numbers; ``make_hit(i)``: the ``DocHit`` of candidate ``i``; ``keep``: how many
+    hits to keep per skill (all by default). Only the "softmax" and "max" rules are
+    vectorised; others fall back to ``aggregate``.
+    """
+    import numpy as np
+
+    if config.aggregation not in ("softmax", "max"):
+        return aggregate([make_hit(i) for i in range(len(scores))], config)
+    w = scores * weights
+    order = np.argsort(-w, kind="stable")
+    groups, inverse = np.unique(skills, return_inverse=True)
+    best = np.full(len(groups), -np.inf, dtype=np.float64)
+    np.maximum.at(best, inverse, w)
+    if config.aggregation == "softmax":
+        t = config.temperature
+        total = np.zeros(len(groups), dtype=np.float64)
+        np.add.at(total, inverse, np.exp((w - best[inverse]) / t))
+        agg = best + t * np.log(total)
+    else:
+        agg = best
+    hits: dict[int, list[DocHit]] = defaultdict(list)
+    for i in order.tolist():  # best weighted first, so each skill's list is sorted
+        group = hits[int(inverse[i])]
+        if keep is None or len(group) < keep:
+            group.append(make_hit(i))
+    return {hs[0].skill_id: (float(agg[g]), hs) for g, hs in hits.items()}
+
+
 def rank(
     semantic: Aggregated,
     keywords: Iterable[KeywordHit],
     config: ScoringConfig,
     lexical: Mapping[str, float] | None = None,
+    best: float | None = None,
 ) -> tuple[list[Ranked], bool]:
     """All candidate skills, best first, and whether the semantic match was weak.
 
-    ``lexical`` maps skill ids to BM25 scores (missing: 0).
+    ``lexical`` maps skill ids to BM25 scores (missing: 0); ``best`` is the best cosine of
+    the query (default: the best of the hits given).
     """
     by_skill: dict[str, list[KeywordHit]] = defaultdict(list)
     for k in keywords:
         by_skill[k.skill_id].append(k)
-    best = max((h[0].score for _, h in semantic.values() if h), default=0.0)
+    if best is None:
+        best = max((h.score for _, hs in semantic.values() for h in hs), default=0.0)
     weak = best < config.weak_threshold
     lexical = lexical or {}
 

@@ -16,7 +16,7 @@ from retriever.embed import Embedder
 from retriever.errors import QueryError
 from retriever.handoffs import CompiledRule, rule_phrases
 from retriever.keywords import PhraseMatcher, words
-from retriever.rank import DocHit, KeywordHit, Ranked, ScoringConfig, aggregate, rank
+from retriever.rank import DocHit, KeywordHit, Ranked, ScoringConfig, aggregate_arrays, rank
 from retriever.results import (
     HANDOFF,
     KEYWORD,
@@ -72,6 +72,14 @@ class Searcher:
         self.lexical = stored.lexical
         # row of each skill in the BM25 index (the skills' order)
         self.skill_index = {s.id: i for i, s in enumerate(stored.skills)}
+        import numpy as np
+
+        # per document: its skill's number and its kind's weight, for numpy aggregation
+        weights = dict(config.kind_weights)
+        self.doc_skill = np.array([self.skill_index[d.skill_id] for d in self.documents],
+                                  dtype=np.int64)
+        self.doc_weight = np.array([weights.get(d.kind, 1.0) for d in self.documents],
+                                   dtype=np.float64)
         self.vectors = _vector_view(stored.index)
 
         self.pattern_rows: dict[str, list[int]] = defaultdict(list)
@@ -104,13 +112,11 @@ class Searcher:
             notes.append("the query is longer than the model reads; only its start was "
                          "embedded (keyword triggers were matched in all of it)")
         qv = self.embedder.encode([query])
-        hits = self._nearest(qv)
-        semantic = aggregate(hits, self.config)
+        best, semantic = self._nearest(qv)
         keywords = self._keyword_hits(query)
-        ranked, weak = rank(semantic, keywords, self.config, self._lexical(query, semantic,
-                                                                          keywords))
+        ranked, weak = rank(semantic, keywords, self.config,
+                            self._lexical(query, semantic, keywords), best=best)
         top = ranked[:k]
-        best = max((h.score for h in hits), default=0.0)
         # A one-word trigger ("rest", "test", "battery") is too common to vouch for a query
         # on its own; a matched phrase of two or more words is.
         no_match = (best < self.config.no_match_threshold
@@ -147,18 +153,26 @@ class Searcher:
             truncated=truncated,
         )
 
-    def _nearest(self, qv: np.ndarray) -> list[DocHit]:
+    def _nearest(self, qv: np.ndarray):
+        """The nearest documents (best first) and their aggregation per skill."""
         n = min(self.config.candidates, self.index.ntotal)
         if n == 0:
-            return []
+            return [], {}
         scores, rows = self.index.search(qv, n)
-        hits = []
-        for score, row in zip(scores[0], rows[0], strict=True):
-            if row < 0:
-                continue
-            d = self.documents[row]
-            hits.append(DocHit(int(row), d.skill_id, d.kind, d.field, d.text, float(score)))
-        return hits
+        keep = rows[0] >= 0
+        scores, rows = scores[0][keep].astype("float64"), rows[0][keep]
+        made: dict[int, DocHit] = {}
+
+        def make_hit(i: int) -> DocHit:
+            if i not in made:
+                row = int(rows[i])
+                d = self.documents[row]
+                made[i] = DocHit(row, d.skill_id, d.kind, d.field, d.text, float(scores[i]))
+            return made[i]
+
+        semantic = aggregate_arrays(scores, self.doc_weight[rows], self.doc_skill[rows],
+                                    make_hit, self.config, keep=self.config.matches_per_skill)
+        return float(scores.max()) if len(scores) else 0.0, semantic
 
     def _lexical(self, query: str, semantic, keywords) -> dict[str, float]:
         """BM25 scores of the candidate skills (BM25 re-weighs candidates, never adds)."""

@@ -80,3 +80,25 @@ def test_keyword_only_skill_is_ranked_and_says_keyword():
     sem = aggregate([hit("a", 0.7)], cfg)
     ranked, _ = rank(sem, [KeywordHit("z", "triggers[0]", "x", 1)], cfg)
     assert [(r.skill_id, r.via) for r in ranked] == [("a", SEMANTIC), ("z", KEYWORD)]
+
+
+def test_numpy_aggregation_equals_the_reference():
+    import numpy as np
+
+    from retriever.rank import aggregate_arrays
+
+    rng = np.random.default_rng(3)
+    kinds = ["card", "trigger", "pattern", "anti_pattern"]
+    hits = [DocHit(i, f"s{rng.integers(6)}", kinds[rng.integers(4)], f"f{i}", "t",
+                   float(rng.uniform(0, 1))) for i in range(60)]
+    for cfg in (ScoringConfig(), ScoringConfig(aggregation="max"),
+                ScoringConfig(aggregation="best+")):
+        ref = aggregate(hits, cfg)
+        weights = np.array([cfg.kind_weight(h.kind) for h in hits])
+        skills = np.array([int(h.skill_id[1:]) for h in hits])
+        fast = aggregate_arrays(np.array([h.score for h in hits]), weights, skills,
+                                lambda i: hits[i], cfg)
+        assert set(fast) == set(ref)
+        for sid, (score, hs) in ref.items():
+            assert fast[sid][0] == pytest.approx(score)
+            assert [h.row for h in fast[sid][1]] == [h.row for h in hs]
