@@ -8,7 +8,6 @@ text, opening our retriever on a benchmark index, and metric tables.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -79,37 +78,17 @@ class BenchQuery:
 def read_query_file(path: Path) -> list[BenchQuery]:
     """Read ``{"id", "query", "relevant", "source"}`` lines; ``relevant`` may be empty.
 
-    The checks of ``retriever.evaluate.read_queries`` (valid JSON objects, a non-empty query,
-    a list of string ids, unique ids), except that an empty ``relevant`` list is allowed.
+    ``retriever.evaluate.read_queries`` does the checking; this adds the file's stem.
     """
+    from retriever.errors import QueryError
+    from retriever.evaluate import read_queries as read_labelled
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise BenchError(f"cannot read query file {path}: {e.strerror or e}") from e
-    out, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise BenchError(f"{path}:{n}: not valid JSON ({e})") from e
-        if not isinstance(obj, dict):
-            raise BenchError(f"{path}:{n}: expected a JSON object")
-        q, rel = obj.get("query"), obj.get("relevant")
-        if not isinstance(q, str) or not q.strip():
-            raise BenchError(f"{path}:{n}: 'query' must be a non-empty string")
-        if not isinstance(rel, list) or not all(isinstance(r, str) for r in rel):
-            raise BenchError(f"{path}:{n}: 'relevant' must be a list of skill ids (may be [])")
-        qid = str(obj.get("id", f"line-{n}"))
-        if qid in seen:
-            raise BenchError(f"{path}:{n}: duplicate query id '{qid}'")
-        seen.add(qid)
-        out.append(BenchQuery(qid, q.strip(), tuple(rel), str(obj.get("source") or "-"),
-                              path.stem))
-    if not out:
-        raise BenchError(f"{path}: no queries in the file")
-    return out
+        labelled = read_labelled(path, allow_unlabelled=True)
+    except QueryError as e:
+        raise BenchError(str(e)) from e
+    return [BenchQuery(q.id, q.query, q.relevant, q.source or "-", path.stem)
+            for q in labelled]
 
 
 def read_queries(paths: Sequence[Path]) -> list[BenchQuery]:

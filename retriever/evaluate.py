@@ -27,8 +27,12 @@ class LabelledQuery:
     source: str = ""
 
 
-def read_queries(path: str | Path) -> list[LabelledQuery]:
-    """Read a query file; ``QueryError`` names the file and line of the first bad entry."""
+def read_queries(path: str | Path, *, allow_unlabelled: bool = False) -> list[LabelledQuery]:
+    """Read a query file; ``QueryError`` names the file and line of the first bad entry.
+
+    ``allow_unlabelled`` accepts ``"relevant": []`` (queries nothing should answer, for
+    measuring refusals).
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -49,14 +53,15 @@ def read_queries(path: str | Path) -> list[LabelledQuery]:
         q, rel = obj.get("query"), obj.get("relevant")
         if not isinstance(q, str) or not q.strip():
             raise QueryError(f"{path}:{n}: 'query' must be a non-empty string")
-        if (not isinstance(rel, list) or not rel
+        if (not isinstance(rel, list) or not (rel or allow_unlabelled)
                 or not all(isinstance(r, str) for r in rel)):
-            raise QueryError(f"{path}:{n}: 'relevant' must be a non-empty list of skill ids")
+            what = "a list" if allow_unlabelled else "a non-empty list"
+            raise QueryError(f"{path}:{n}: 'relevant' must be {what} of skill ids")
         qid = str(obj.get("id", f"line-{n}"))
         if qid in seen:
             raise QueryError(f"{path}:{n}: duplicate query id '{qid}'")
         seen.add(qid)
-        queries.append(LabelledQuery(qid, q, tuple(rel), str(obj.get("source", ""))))
+        queries.append(LabelledQuery(qid, q.strip(), tuple(rel), str(obj.get("source", ""))))
     if not queries:
         raise QueryError(f"{path}: no queries in the file")
     return queries

@@ -17,6 +17,7 @@ import os
 import shutil
 import threading
 import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +108,10 @@ def export_model(st_model: Any, target: Path) -> Path:
     tmp.mkdir(parents=True)
     try:
         axes = {n: {0: "batch", 1: "tokens"} for n in input_names}
-        with torch.no_grad():
+        # The tracer warns about shapes it fixes while tracing; the export is checked against
+        # the original model before use (check_export), so the warnings are only noise.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             torch.onnx.export(
                 Wrapped(), tuple(sample[n] for n in input_names), str(tmp / ONNX_FILE),
                 input_names=input_names, output_names=["last_hidden_state"],

@@ -53,6 +53,17 @@ class FakeEmbedder:
         return out
 
 
+class CountingEmbedder(FakeEmbedder):
+    """A fake embedder that records every text it is asked to embed."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts, *, progress=False):
+        self.seen += list(texts)
+        return super().encode(texts, progress=progress)
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from conftest import FakeEmbedder
+from conftest import CountingEmbedder, FakeEmbedder
 from minicollection import write_mini
 
 from retriever import SkillRetriever
@@ -142,18 +142,11 @@ def test_failed_build_leaves_the_good_index(setup, fake_embedder):
 
 def test_rebuild_embeds_only_new_texts(setup):
     root, idx, _ = setup
-
-    class Counting(FakeEmbedder):
-        seen: list[str] = []
-
-        def encode(self, texts, *, progress=False):
-            Counting.seen += list(texts)
-            return super().encode(texts, progress=progress)
-
     skill = root / "backend/queues/skill.yaml"
     skill.write_text(skill.read_text().replace("[queue, worker]", "[queue, worker, kafka]"))
-    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=Counting())
-    assert Counting.seen == ["kafka"]
+    counting = CountingEmbedder()
+    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=counting)
+    assert counting.seen == ["kafka"]
     assert rebuilt.manifest["counts"]["embedded"] == 1
     assert rebuilt.search("kafka").skills[0].id == "queues"
 
@@ -162,17 +155,10 @@ def test_keyword_rules_are_not_embedded_and_never_poison_the_cache(setup):
     """A keyword rule's text ('webhook') equals a trigger document's text; the rule's zero
     row must not replace the document's vector on a rebuild."""
     root, idx, first = setup
-
-    class Counting(FakeEmbedder):
-        seen: list[str] = []
-
-        def encode(self, texts, *, progress=False):
-            Counting.seen += list(texts)
-            return super().encode(texts, progress=progress)
-
-    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=Counting(), rebuild="always")
-    assert Counting.seen == []  # everything came from the previous index
+    counting = CountingEmbedder()
+    rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=counting, rebuild="always")
+    assert counting.seen == []  # everything came from the previous index
     hit = rebuilt.search("webhook", k=1).skills[0]
     assert hit.id == "webhooks" and hit.matches[0].score > 0.5
     rules = {r.trigger for s in rebuilt.skills for r in s.handoffs}
-    assert "signature|hmac" in rules and "signature|hmac" not in Counting.seen
+    assert "signature|hmac" in rules and "signature|hmac" not in counting.seen
