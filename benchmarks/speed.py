@@ -176,7 +176,8 @@ def bench_two_corpora(workdir: Path) -> dict:
             "api_query_s": query_latencies(retriever, dev_queries())}
 
 
-def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
+def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
+                    probes: tuple[int, ...] = ()) -> dict:
     """A collection of ``n_skills`` made from the real ones, embedded without the model.
 
     Each synthetic skill copies a real skill's documents; its vectors are the real vectors
@@ -236,11 +237,11 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
     embedder = make_embedder()
     queries = dev_queries(n_queries)
     results = {}
-    for kind in ("exact", "ivf"):
-        import retriever.indexer as ix
+    import retriever.indexer as ix
 
-        limit = ix.EXACT_MAX_DOCUMENTS
-        ix.EXACT_MAX_DOCUMENTS = 10**12 if kind == "exact" else 0
+    limit = ix.EXACT_MAX_DOCUMENTS
+    for kind in ("exact", "ivf"):
+        ix.EXACT_MAX_DOCUMENTS = 10**12 if kind == "exact" else 0  # restored below
         try:
             t = time.perf_counter()
             index = make_faiss_index(vectors)
@@ -262,12 +263,26 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int) -> dict:
         results[kind] = ranked
         out[kind] = {"index": type(index).__name__, "index_build_s": build_s,
                      "searcher_setup_s": open_s, "query_s": stats(lat)}
+        if kind == "ivf":  # kept for the probe comparison below
+            ivf_index, ivf_searcher = index, searcher
         del index, stored, searcher
     same = sum(a == b for a, b in zip(results["exact"], results["ivf"], strict=True))
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in
                        zip(results["exact"], results["ivf"], strict=True)])
     out["ivf_top10_identical_share"] = same / len(queries)
     out["ivf_top10_overlap"] = float(overlap)
+    if probes:  # the same IVF index, probing more lists: agreement against speed
+        out["ivf_probes"] = {}
+        for p in probes:
+            ivf_index.nprobe = p
+            lat, ranked = [], []
+            for q in queries:
+                t = time.perf_counter()
+                ranked.append(ivf_searcher.search(q, k=10).skill_ids[:10])
+                lat.append(time.perf_counter() - t)
+            agree = sum(a == b for a, b in zip(results["exact"], ranked, strict=True))
+            out["ivf_probes"][p] = {"identical_share": agree / len(queries),
+                                    "query_s": stats(lat)}
     out["vectors_mb"] = vectors.nbytes / 2**20
     out["process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -326,6 +341,10 @@ def print_report(r: dict) -> None:
             row(f"{kind} query", k["query_s"], "ms")
         print(f"  IVF top-10 identical to exact on {y['ivf_top10_identical_share']:.1%} of "
               f"queries; mean overlap {y['ivf_top10_overlap']:.3f}")
+        for p, v in (y.get("ivf_probes") or {}).items():
+            print(f"  IVF probing {p} lists: top-10 identical on {v['identical_share']:.1%}; "
+                  f"query median {v['query_s']['median'] * 1000:.1f} ms, "
+                  f"p99 {v['query_s']['p99'] * 1000:.1f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,6 +357,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also both shared corpora together and a synthetic collection")
     p.add_argument("--synthetic-skills", type=int, default=50_000)
     p.add_argument("--synthetic-queries", type=int, default=300)
+    p.add_argument("--ivf-probes", default="",
+                   help="comma-separated IVF probe counts to compare (e.g. 96,192,384)")
+    p.add_argument("--no-two-corpora", action="store_true",
+                   help="with --scale, skip the both-corpora build (about 10 minutes)")
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/speed.json")
     args = p.parse_args(argv)
     if not args.skills.is_dir():
@@ -368,10 +391,12 @@ def main(argv: list[str] | None = None) -> int:
             report["queries"] = bench_queries(args.skills, index)
             save()
             if args.scale:
-                report["two_corpora"] = bench_two_corpora(work)  # before the big one: see
-                save()                                           # run_process on memory
+                if not args.no_two_corpora:
+                    report["two_corpora"] = bench_two_corpora(work)  # before the big one:
+                    save()                                  # see run_process on memory
+                probes = tuple(int(p) for p in args.ivf_probes.split(",") if p.strip())
                 report["synthetic"] = bench_synthetic(index, args.synthetic_skills,
-                                                      args.synthetic_queries)
+                                                      args.synthetic_queries, probes)
                 save()
     finally:
         if "startup" in report and "queries" in report:
