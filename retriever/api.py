@@ -177,10 +177,7 @@ class SkillRetriever:
             previous = None
         built = build_index(report, embedder, fingerprint=fingerprint,
                             package_version=__version__, progress=progress, previous=previous)
-        save_index(folder, manifest=built.manifest, index=built.index,
-                   documents=built.documents, skills=report.skills,
-                   rule_vectors=built.rule_vectors, problems=report.problems,
-                   lexical=built.lexical)
+        save_index(folder, built, report.skills, report.problems)
 
     # -- using ------------------------------------------------------------------------------
 

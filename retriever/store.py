@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     import faiss
     import numpy as np
 
+    from retriever.indexer import BuiltIndex
+
 FORMAT_VERSION = 2  # 2: BM25 arrays added
 CURRENT = "current"
 MANIFEST = "manifest.json"
@@ -99,15 +101,8 @@ def build_lock(index_dir: Path) -> Iterator[None]:
 
 
 def save_index(
-    index_dir: Path,
-    *,
-    manifest: dict[str, Any],
-    index: faiss.Index,
-    documents: list[Document],
-    skills: tuple[Skill, ...],
-    rule_vectors: np.ndarray,
+    index_dir: Path, built: BuiltIndex, skills: tuple[Skill, ...],
     problems: tuple[LoadProblem, ...],
-    lexical: LexicalIndex,
 ) -> Path:
     """Write a new version of the index and make it current. Call under ``build_lock``.
 
@@ -118,9 +113,7 @@ def save_index(
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        _write_version(tmp, manifest=manifest, index=index, documents=documents,
-                       skills=skills, rule_vectors=rule_vectors, problems=problems,
-                       lexical=lexical)
+        _write_version(tmp, built, skills, problems)
         os.rename(tmp, index_dir / name)
         link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
         previous = _current_version(index_dir)
@@ -138,35 +131,26 @@ def save_index(
     return index_dir / name
 
 
-def _write_version(
-    tmp: Path,
-    *,
-    manifest: dict[str, Any],
-    index: faiss.Index,
-    documents: list[Document],
-    skills: tuple[Skill, ...],
-    rule_vectors: np.ndarray,
-    problems: tuple[LoadProblem, ...],
-    lexical: LexicalIndex,
-) -> None:
+def _write_version(tmp: Path, built: BuiltIndex, skills: tuple[Skill, ...],
+                   problems: tuple[LoadProblem, ...]) -> None:
     import faiss
     import numpy as np
 
-    faiss.write_index(index, str(tmp / VECTORS))
+    faiss.write_index(built.index, str(tmp / VECTORS))
     with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
-        for d in documents:
+        for d in built.documents:
             f.write(json.dumps({"skill_id": d.skill_id, "kind": d.kind, "field": d.field,
                                 "text": d.text}, ensure_ascii=False) + "\n")
     _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
-    np.save(tmp / RULES, np.asarray(rule_vectors, dtype=np.float32), allow_pickle=False)
+    np.save(tmp / RULES, np.asarray(built.rule_vectors, dtype=np.float32), allow_pickle=False)
     _write_json(tmp / PROBLEMS, [
         {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
     ])
-    lexical.save(tmp)
+    built.lexical.save(tmp)
     files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
              for f in DATA_FILES}
     # The manifest is written last: a folder without one is never a usable index.
-    _write_json(tmp / MANIFEST, {**manifest, "format_version": FORMAT_VERSION,
+    _write_json(tmp / MANIFEST, {**built.manifest, "format_version": FORMAT_VERSION,
                                  "files": files})
 
 
