@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -104,7 +103,7 @@ class SkillRetriever:
 
         # Loading the model's runtime overlaps with reading the index: both are mostly
         # native code that releases the GIL, and this machine has more than one core.
-        warm = getattr(embedder, "warm", None) if os.environ.get("SR_NOWARM") is None else None
+        warm = getattr(embedder, "warm", None)
         warming = None
         if warm is not None:
             warming = threading.Thread(target=warm, name="embedder-warm", daemon=True)

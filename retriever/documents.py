@@ -41,8 +41,13 @@ class Document:
     @property
     def item(self) -> int | None:
         """The pattern/anti-pattern/trigger position this document stands for, if any."""
-        m = re.search(r"\[(\d+)\]$", self.field)
-        return int(m.group(1)) if m else None
+        return field_item(self.field)
+
+
+def field_item(field: str) -> int | None:
+    """``"patterns[3]"`` -> 3: the position a document's field names, if it names one."""
+    m = re.search(r"\[(\d+)\]$", field)
+    return int(m.group(1)) if m else None
 
 
 def _join(*parts: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from retriever.documents import field_item
 from retriever.results import SearchResult
 from retriever.skill import AntiPattern, Pattern, Skill
 
@@ -61,7 +62,7 @@ def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int
         if not add(header):
             break
         for ph in hit.patterns:
-            i = int(ph.field[ph.field.index("[") + 1:-1])
+            i = field_item(ph.field)
             block = (_pattern_block(skill.patterns[i]) if ph.kind == "pattern"
                      else _anti_block(skill.anti_patterns[i]))
             add(block)

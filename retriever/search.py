@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from retriever.documents import ANTI_PATTERN, PATTERN
+from retriever.documents import ANTI_PATTERN, PATTERN, field_item
 from retriever.embed import Embedder
 from retriever.errors import QueryError
 from retriever.handoffs import CompiledRule, rule_phrases
@@ -241,7 +241,7 @@ class Searcher:
     def _pattern_hit(self, h: DocHit) -> PatternHit:
         skill = self.skills[h.skill_id]
         items = skill.patterns if h.kind == PATTERN else skill.anti_patterns
-        i = int(h.field[h.field.index("[") + 1:-1])
+        i = field_item(h.field)
         return PatternHit(h.skill_id, h.kind, items[i].name, h.text, h.score, h.field)
 
     def _skill_hit(self, r: Ranked, qv: np.ndarray) -> SkillHit:
