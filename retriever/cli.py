@@ -237,11 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_USER_ERROR
+    # Our own progress notes at INFO; other libraries only for warnings (some, like bm25s,
+    # set their loggers to DEBUG themselves, so a level on them is not enough).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("retrieve: %(message)s"))
+    handler.addFilter(lambda r: r.levelno >= logging.WARNING or r.name.startswith("retriever"))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="retrieve: %(message)s", stream=sys.stderr)
-    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "faiss",
-                  "faiss.loader"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+                        handlers=[handler])
     try:
         return COMMANDS[args.command](args)
     except RetrieverError as e:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = 1
+# 2: exported with eager attention, then fused by onnxruntime's transformer optimizer.
+EXPORT_VERSION = 2
 ONNX_FILE = "model.onnx"
 META_FILE = "export.json"
 # The export is used only if it reproduces the original model's vectors this closely.
@@ -41,6 +42,15 @@ _PROBES = [
     "é ü 日本語 emoji 🚀",
 ]
 _SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
+# Encoder families onnxruntime's transformer optimizer fuses as "bert" (attention, layer norms,
+# GELU into single kernels). Others are exported unfused, which is slower but just as exact.
+_FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "mpnet", "electra"}
+# Padded tokens per batch when embedding many texts. Batches of similar-length texts, capped
+# by padded size rather than count: a batch of 64 long texts spills the CPU caches. Measured on
+# the 462-skill corpus (10,494 texts): 64 texts a batch 80 s; 1,024 padded tokens 53 s
+# unfused, 42 s fused.
+BATCH_TOKENS = 1024
+MAX_BATCH = 64
 
 
 class ExportUnsupported(ModelError):
@@ -93,6 +103,11 @@ def export_model(st_model: Any, target: Path) -> Path:
     input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
                    if n in tokenizer.model_input_names]
     auto_model = transformer.auto_model.eval()
+    # Eager attention traces into plain MatMul/Softmax nodes that the optimizer recognises and
+    # fuses; the default (SDPA) traces into a form it does not. Same numbers either way.
+    attention = getattr(auto_model.config, "_attn_implementation", None)
+    if attention and attention != "eager" and hasattr(auto_model, "set_attn_implementation"):
+        auto_model.set_attn_implementation("eager")
 
     class Wrapped(torch.nn.Module):
         def __init__(self) -> None:
@@ -112,12 +127,17 @@ def export_model(st_model: Any, target: Path) -> Path:
         # the original model before use (check_export), so the warnings are only noise.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Wrapped(), tuple(sample[n] for n in input_names), str(tmp / ONNX_FILE),
-                input_names=input_names, output_names=["last_hidden_state"],
-                dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
-                opset_version=17, dynamo=False,
-            )
+            try:
+                torch.onnx.export(
+                    Wrapped(), tuple(sample[n] for n in input_names), str(tmp / ONNX_FILE),
+                    input_names=input_names, output_names=["last_hidden_state"],
+                    dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
+                    opset_version=17, dynamo=False,
+                )
+            finally:
+                if attention and attention != "eager":
+                    auto_model.set_attn_implementation(attention)
+        fuse_attention(tmp / ONNX_FILE, auto_model.config, input_names)
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {
             "export_version": EXPORT_VERSION,
@@ -140,6 +160,54 @@ def export_model(st_model: Any, target: Path) -> Path:
     return target
 
 
+def fuse_attention(path: Path, config: Any, input_names: list[str]) -> bool:
+    """Replace ``path`` by its fused form if the optimizer knows the model and the fused model
+    gives the same hidden states; otherwise leave it as exported. Returns whether it fused."""
+    model_type = getattr(config, "model_type", "")
+    if model_type not in _FUSABLE:
+        return False
+    fused = path.with_name("fused.onnx")
+    try:
+        from onnxruntime.transformers import optimizer
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = optimizer.optimize_model(
+                str(path), model_type="bert", opt_level=0,
+                num_heads=int(config.num_attention_heads), hidden_size=int(config.hidden_size))
+        if not model.get_fused_operator_statistics().get("Attention"):
+            return False
+        model.save_model_to_file(str(fused))
+        if _max_difference(path, fused, input_names) > 1e-3:
+            log.info("fused ONNX model differs from the export; keeping the unfused one")
+            return False
+        os.replace(fused, path)
+        return True
+    except Exception as e:  # noqa: BLE001 - fusing is an optimisation; the export stands
+        log.info("could not fuse the ONNX export (%s); keeping it unfused", e)
+        return False
+    finally:
+        fused.unlink(missing_ok=True)
+
+
+def _max_difference(a: Path, b: Path, input_names: list[str]) -> float:
+    """Largest absolute difference between two models' hidden states on a padded batch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 5000, size=(3, 24), dtype=np.int64)
+    mask = np.ones_like(ids)
+    mask[1, 10:] = 0  # padding must be masked the same way in both
+    mask[2, 3:] = 0
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    feeds = {k: v for k, v in feeds.items() if k in input_names}
+    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+            for p in (a, b)]
+    m = mask[..., None].astype(bool)
+    return float(np.abs(np.where(m, outs[0] - outs[1], 0)).max())
+
+
 class OnnxEmbedder:
     """An ``Embedder`` running an exported model with onnxruntime (no torch)."""
 
@@ -153,6 +221,7 @@ class OnnxEmbedder:
         self._session = None
         self._tokenizer = None
         self._counter = None
+        self._pad_id = 0
         self._lock = threading.Lock()
 
     @property
@@ -171,7 +240,9 @@ class OnnxEmbedder:
 
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
-            tokenizer.enable_padding()
+            # Batches are padded by _run, to their own longest text.
+            self._pad_id = int((tokenizer.padding or {}).get("pad_id", 0))
+            tokenizer.no_padding()
             options = ort.SessionOptions()
             options.intra_op_num_threads = min(4, os.cpu_count() or 1)
             options.inter_op_num_threads = 1
@@ -208,9 +279,6 @@ class OnnxEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        # Similar lengths batched together: less padding, less work.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        batch = 64 if len(texts) > 1 else 1
         bar = None
         if progress:
             try:
@@ -221,24 +289,28 @@ class OnnxEmbedder:
                 bar = None
         with self._lock:  # one session run at a time; the session uses all cores itself
             session, tokenizer = self._load()
-            for start in range(0, len(order), batch):
-                idx = order[start:start + batch]
-                out[idx] = self._run(session, tokenizer, [texts[i] for i in idx])
+            encoded = tokenizer.encode_batch(texts)
+            for idx in token_batches([len(e.ids) for e in encoded]):
+                out[idx] = self._run(session, [encoded[i] for i in idx])
                 if bar:
                     bar.update(len(idx))
         if bar:
             bar.close()
         return out
 
-    def _run(self, session, tokenizer, texts: list[str]) -> np.ndarray:
+    def _run(self, session, encoded: list) -> np.ndarray:
         import numpy as np
 
-        encoded = tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.meta["inputs"]:
-            feeds["token_type_ids"] = np.array([e.type_ids for e in encoded], dtype=np.int64)
+        width = max(len(e.ids) for e in encoded)
+        ids = np.full((len(encoded), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encoded), width), dtype=np.int64)
+        types = np.zeros((len(encoded), width), dtype=np.int64)
+        for row, e in enumerate(encoded):
+            n = len(e.ids)
+            ids[row, :n] = e.ids
+            mask[row, :n] = 1
+            types[row, :n] = e.type_ids
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         hidden = session.run(None, {k: v for k, v in feeds.items()
                                     if k in self.meta["inputs"]})[0]
         pooling = self.meta["pooling"]
@@ -254,6 +326,23 @@ class OnnxEmbedder:
         # by inner product.
         norms = np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return (vectors / norms).astype(np.float32)
+
+
+def token_batches(lengths: list[int], budget: int = BATCH_TOKENS,
+                  most: int = MAX_BATCH) -> list[list[int]]:
+    """Indices grouped into batches of similar token length, each at most ``most`` texts and,
+    once padded to its longest text, at most ``budget`` tokens (a longer text goes alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending, so the newest text is the batch's longest
+        if current and (len(current) >= most or (len(current) + 1) * lengths[i] > budget):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 def check_export(onnx: OnnxEmbedder, reference: Any) -> float:
