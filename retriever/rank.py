@@ -133,39 +133,45 @@ def aggregate_arrays(
     scores: np.ndarray,
     weights: np.ndarray,
     skills: np.ndarray,
-    make_hit: Callable[[int], DocHit],
     config: ScoringConfig,
     keep: int | None = None,
-) -> Aggregated:
+) -> dict[int, tuple[float, np.ndarray]]:
     """``aggregate`` for candidates given as arrays, in a few numpy operations.
 
     ``scores``: the candidates' cosines; ``weights``: their kinds' weights; ``skills``: their
-    skills' numbers; ``make_hit(i)``: the ``DocHit`` of candidate ``i``; ``keep``: how many
-    hits to keep per skill (all by default). Only the "softmax" and "max" rules are
-    vectorised; others fall back to ``aggregate``.
+    skills' numbers. Returns ``{skill number: (score, candidate positions best first)}``,
+    at most ``keep`` positions a skill. Positions, not ``DocHit`` objects: the query path
+    makes hits only for the few skills it returns (making them for every candidate cost
+    more than the rest of the ranking).
     """
     import numpy as np
 
-    if config.aggregation not in ("softmax", "max"):
-        return aggregate([make_hit(i) for i in range(len(scores))], config)
+    if config.aggregation not in ("softmax", "max", "best+"):
+        raise ValueError(f"unknown aggregation '{config.aggregation}'")
+    if len(scores) == 0:
+        return {}
     w = scores * weights
-    order = np.argsort(-w, kind="stable")
-    groups, inverse = np.unique(skills, return_inverse=True)
-    best = np.full(len(groups), -np.inf, dtype=np.float64)
-    np.maximum.at(best, inverse, w)
+    order = np.lexsort((-w, skills))  # by skill, best weighted first within a skill
+    sorted_w = w[order]
+    starts = np.flatnonzero(np.r_[True, skills[order][1:] != skills[order][:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    place = np.arange(len(order)) - np.repeat(starts, sizes)  # rank within its skill
+    best = sorted_w[starts]
     if config.aggregation == "softmax":
         t = config.temperature
-        total = np.zeros(len(groups), dtype=np.float64)
-        np.add.at(total, inverse, np.exp((w - best[inverse]) / t))
+        total = np.add.reduceat(np.exp((sorted_w - np.repeat(best, sizes)) / t), starts)
         agg = best + t * np.log(total)
+    elif config.aggregation == "best+":
+        extra = (place >= 1) & (place <= config.extra_hits)
+        agg = best + config.second_weight * np.add.reduceat(np.where(extra, sorted_w, 0.0),
+                                                            starts)
     else:
         agg = best
-    hits: dict[int, list[DocHit]] = defaultdict(list)
-    for i in order.tolist():  # best weighted first, so each skill's list is sorted
-        group = hits[int(inverse[i])]
-        if keep is None or len(group) < keep:
-            group.append(make_hit(i))
-    return {hs[0].skill_id: (float(agg[g]), hs) for g, hs in hits.items()}
+    limit = len(order) if keep is None else keep
+    group_skills = skills[order[starts]].tolist()
+    return {sk: (float(agg[g]), order[a:a + min(n, limit)])
+            for g, (sk, a, n) in enumerate(zip(group_skills, starts.tolist(), sizes.tolist(),
+                                                strict=True))}
 
 
 def rank(
@@ -174,8 +180,10 @@ def rank(
     config: ScoringConfig,
     lexical: Mapping[str, float] | None = None,
     best: float | None = None,
+    limit: int | None = None,
 ) -> tuple[list[Ranked], bool]:
-    """All candidate skills, best first, and whether the semantic match was weak.
+    """The candidate skills (the first ``limit``, default all), best first, and whether the
+    semantic match was weak.
 
     ``lexical`` maps skill ids to BM25 scores (missing: 0); ``best`` is the best cosine of
     the query (default: the best of the hits given).
@@ -188,20 +196,21 @@ def rank(
     weak = best < config.weak_threshold
     lexical = lexical or {}
 
-    ranked = []
+    # Scores first, objects only for the skills kept: a query has ~100 candidates and
+    # returns a handful.
+    rows = []
     for sid in set(semantic) | set(by_skill):
-        sem, hits = semantic.get(sid, (0.0, []))
-        kws = by_skill.get(sid, [])
+        sem, hits = semantic.get(sid, (0.0, ()))
+        kws = by_skill.get(sid, ())
         bonus = config.keyword_bonus * min(len(kws), config.max_keyword_bonuses)
         b = lexical.get(sid, 0.0)
         lex = config.lexical_weight * b / (b + config.lexical_saturation) if b > 0 else 0.0
-        via = KEYWORD if kws and (weak or not hits) else SEMANTIC
-        ranked.append(Ranked(sid, sem + bonus + lex, via, sem, tuple(hits), tuple(kws), lex))
-
-    def order(r: Ranked) -> tuple:
-        if weak:  # keyword matches lead; more matched trigger words first
-            return (-(sum(k.n_words for k in r.keywords)), -r.score, r.skill_id)
-        return (-r.score, r.skill_id)
-
-    ranked.sort(key=order)
+        score = sem + bonus + lex
+        # weak: keyword matches lead, more matched trigger words first
+        key = ((-sum(k.n_words for k in kws), -score, sid) if weak else (-score, sid))
+        rows.append((key, sid, score, sem, hits, kws, lex))
+    rows.sort(key=lambda row: row[0])
+    ranked = [Ranked(sid, score, KEYWORD if kws and (weak or not hits) else SEMANTIC, sem,
+                     tuple(hits), tuple(kws), lex)
+              for _, sid, score, sem, hits, kws, lex in rows[:limit]]
     return ranked, weak

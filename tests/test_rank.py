@@ -96,9 +96,13 @@ def test_numpy_aggregation_equals_the_reference():
         ref = aggregate(hits, cfg)
         weights = np.array([cfg.kind_weight(h.kind) for h in hits])
         skills = np.array([int(h.skill_id[1:]) for h in hits])
-        fast = aggregate_arrays(np.array([h.score for h in hits]), weights, skills,
-                                lambda i: hits[i], cfg)
-        assert set(fast) == set(ref)
+        fast = aggregate_arrays(np.array([h.score for h in hits]), weights, skills, cfg)
+        assert {f"s{k}" for k in fast} == set(ref)
         for sid, (score, hs) in ref.items():
-            assert fast[sid][0] == pytest.approx(score)
-            assert [h.row for h in fast[sid][1]] == [h.row for h in hs]
+            got_score, positions = fast[int(sid[1:])]
+            assert got_score == pytest.approx(score)
+            assert [hits[i].row for i in positions] == [h.row for h in hs]
+        kept = aggregate_arrays(np.array([h.score for h in hits]), weights, skills, cfg, keep=2)
+        assert all(len(positions) <= 2 for _, positions in kept.values())
+    assert aggregate_arrays(np.array([]), np.array([]), np.array([], dtype=int),
+                            ScoringConfig()) == {}
