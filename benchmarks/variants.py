@@ -168,6 +168,7 @@ class Config:
     keyword_bonus: float = 0.04
     max_keywords: int = 2
     weak: float = 0.35  # best cosine under this: keyword matches lead
+    size: float = 0.0  # "lse": minus size * temp * log(documents of the skill)
 
     def label(self) -> str:
         base = Config()
@@ -214,6 +215,9 @@ def _semantic_scores(data: Data, rows: np.ndarray, cfg: Config,
             z = np.exp((m - top[:, :, None]) / cfg.temp)
         z = np.where(np.isfinite(m), z, 0.0)
         agg = top + cfg.temp * np.log(np.maximum(z.sum(axis=2), 1e-30))
+        if cfg.size:
+            counts = (data.slots < len(data.doc_skill)).sum(axis=1)
+            agg = agg - cfg.size * cfg.temp * np.log(np.maximum(counts, 1))[None, :]
     else:
         raise ValueError(cfg.method)
     agg = np.where(np.isfinite(top), agg, -np.inf)
@@ -524,6 +528,17 @@ def run(args: argparse.Namespace) -> dict:
                 rep.add(fam, f"{agg_label}, trigger x{tw}, sem+{w}*bm25/(bm25+10)", sat(c, w),
                         c, w)
     simple = pick(rep.family(fam))
+    rep.print_family(fam, baseline)
+
+    # the soft-max sums over a skill's documents, so it favours skills with many: discount
+    # size * T * log(documents), with the BM25 weight re-chosen beside it
+    fam = "size discount x bm25/(bm25+10) weight, over the simple hybrid"
+    for a in (0.0, 0.25, 0.5, 1.0):
+        for w in (0.5, 0.7, 1.0):
+            c = replace(simple.config, size=a)
+            rep.add(fam, f"{simple.variant.split(', sem+')[0]}, size discount {a}, "
+                    f"sem+{w}*bm25/(bm25+10)", sat(c, w), c, w)
+    simple = pick(rep.family(fam), simple)
     rep.print_family(fam, baseline)
     rec_cfg, rec_w = simple.config, simple.bm25_weight
 

@@ -8,8 +8,10 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 - **Aggregation.** A skill's semantic score is a soft maximum of its weighted documents among
   the ``candidates`` nearest: ``T * log(sum(exp(s_i / T)))`` with ``T = 0.1``. The best
   document dominates; every further close document adds a little, so a skill that matches
-  in several places beats one lucky document.
-- **Lexical.** Each candidate skill gains ``0.5 * b / (b + 10)``, ``b`` its BM25 score for the
+  in several places beats one lucky document. Because that sum grows with the number of
+  documents a skill has, the score is discounted by ``0.5 * T * log(n)``, ``n`` the skill's
+  document count (a full discount, 1.0, would make it a log-mean-exp).
+- **Lexical.** Each candidate skill gains ``0.7 * b / (b + 10)``, ``b`` its BM25 score for the
   query over all its text: exact words (error messages, product names) that the embedding
   blurs. BM25 never adds a skill that is not already a candidate.
 - **Keyword triggers.** A trigger counts when it stands in the query as whole words; each
@@ -43,10 +45,11 @@ class ScoringConfig:
     candidates: int = 256  # nearest documents read from FAISS per query
     aggregation: str = "softmax"  # "softmax" (log-sum-exp), "best+" or "max"
     temperature: float = 0.1  # of the softmax aggregation
+    size_discount: float = 0.5  # softmax: minus size_discount * T * log(documents of the skill)
     second_weight: float = 0.1  # "best+": best + second_weight * sum of the next extra_hits
     extra_hits: int = 2
     kind_weights: tuple[tuple[str, float], ...] = (("trigger", 0.6),)  # others: 1.0
-    lexical_weight: float = 0.5
+    lexical_weight: float = 0.7
     lexical_saturation: float = 10.0
     keyword_bonus: float = 0.04
     max_keyword_bonuses: int = 2
@@ -101,8 +104,12 @@ class Ranked:
 Aggregated = dict[str, tuple[float, list[DocHit]]]
 
 
-def aggregate(hits: Iterable[DocHit], config: ScoringConfig) -> Aggregated:
+def aggregate(hits: Iterable[DocHit], config: ScoringConfig,
+              doc_counts: Mapping[str, int] | None = None) -> Aggregated:
     """``{skill_id: (semantic score, its hits best first)}`` by the aggregation rule.
+
+    ``doc_counts``: each skill's number of documents, for the softmax's size discount (none
+    without it).
 
     The reference implementation; ``aggregate_arrays`` computes the same with numpy on the
     query path.
@@ -119,6 +126,8 @@ def aggregate(hits: Iterable[DocHit], config: ScoringConfig) -> Aggregated:
         if config.aggregation == "softmax":
             t = config.temperature
             score = best + t * math.log(sum(math.exp((w - best) / t) for w in weighted))
+            if doc_counts:
+                score -= config.size_discount * t * math.log(doc_counts[sid])
         elif config.aggregation == "best+":
             score = best + config.second_weight * sum(weighted[1:1 + config.extra_hits])
         elif config.aggregation == "max":
@@ -135,11 +144,13 @@ def aggregate_arrays(
     skills: np.ndarray,
     config: ScoringConfig,
     keep: int | None = None,
+    doc_counts: np.ndarray | None = None,
 ) -> dict[int, tuple[float, np.ndarray]]:
     """``aggregate`` for candidates given as arrays, in a few numpy operations.
 
     ``scores``: the candidates' cosines; ``weights``: their kinds' weights; ``skills``: their
-    skills' numbers. Returns ``{skill number: (score, candidate positions best first)}``,
+    skills' numbers; ``doc_counts``: documents per skill number (for the size discount).
+    Returns ``{skill number: (score, candidate positions best first)}``,
     at most ``keep`` positions a skill. Positions, not ``DocHit`` objects: the query path
     makes hits only for the few skills it returns (making them for every candidate cost
     more than the rest of the ranking).
@@ -161,6 +172,8 @@ def aggregate_arrays(
         t = config.temperature
         total = np.add.reduceat(np.exp((sorted_w - np.repeat(best, sizes)) / t), starts)
         agg = best + t * np.log(total)
+        if doc_counts is not None:
+            agg = agg - config.size_discount * t * np.log(doc_counts[skills[order[starts]]])
     elif config.aggregation == "best+":
         extra = (place >= 1) & (place <= config.extra_hits)
         agg = best + config.second_weight * np.add.reduceat(np.where(extra, sorted_w, 0.0),

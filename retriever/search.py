@@ -82,6 +82,8 @@ class Searcher:
                                   dtype=np.int64)
         self.doc_weight = np.array([weights.get(d.kind, 1.0) for d in self.documents],
                                    dtype=np.float64)
+        self.doc_count = np.maximum(np.bincount(self.doc_skill, minlength=len(self.skill_ids)),
+                                    1).astype(np.float64)
         self.vectors = _vector_view(stored.index)
 
         self.pattern_rows: dict[str, list[int]] = defaultdict(list)
@@ -175,7 +177,8 @@ class Searcher:
             scores, rows = found[0][keep], rows[0][keep]
         scores = scores.astype("float64")
         groups = aggregate_arrays(scores, self.doc_weight[rows], self.doc_skill[rows],
-                                  self.config, keep=self.config.matches_per_skill)
+                                  self.config, keep=self.config.matches_per_skill,
+                                  doc_counts=self.doc_count)
         # hits stay candidate positions until a skill is returned (see _doc_hits)
         semantic = {self.skill_ids[g]: (agg, pos.tolist()) for g, (agg, pos) in groups.items()}
         best = float(scores.max()) if len(scores) else 0.0
