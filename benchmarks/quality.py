@@ -61,7 +61,8 @@ from benchmarks.common import (  # noqa: E402
 )
 
 PROG = "quality"
-SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours-dense", "ours")
+SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours-dense", "ours",
+           "ours-tuned")
 # A variant of ours: the first end-to-end ranking (multi-field dense only: best document +
 # 0.1 x the next two, no trigger weight, no BM25), to show what the hybrid adds.
 DENSE_ONLY = {"aggregation": "best+", "kind_weights": (), "lexical_weight": 0.0}
@@ -187,10 +188,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--dump-misses", type=Path, default=None, metavar="FILE",
                    help="write the queries ours does not answer at rank 1, with its top 5 "
                         "(JSON lines when FILE ends in .jsonl, else readable text)")
-    p.add_argument("--systems", default=",".join(SYSTEMS),
+    p.add_argument("--systems", default=",".join(SYSTEMS[:-1]),
                    help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--index", type=Path, default=None, metavar="DIR",
                    help="our index folder (default: benchmarks/results/index-<corpus name>)")
+    p.add_argument("--tuned-model", type=Path, default=None, metavar="DIR",
+                   help="a model folder written by `retrieve tune`: adds the system "
+                        "ours-tuned (ours, defaults, with that model)")
     args = p.parse_args(argv)
     args.skills = (args.skills or default_skills()).expanduser()
     args.queries = [q.expanduser() for q in (args.queries or [default_queries()])]
@@ -198,6 +202,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown:
         p.error(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    if args.tuned_model and "ours-tuned" not in args.systems:
+        args.systems.append("ours-tuned")
+    if "ours-tuned" in args.systems and not args.tuned_model:
+        p.error("ours-tuned needs --tuned-model DIR (a folder written by `retrieve tune`)")
     return args
 
 
@@ -276,6 +284,16 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
                     ours_results[q.id] = res
                 run[q.id] = res.skill_ids
             runs[name] = run
+        elif name == "ours-tuned":
+            from retriever import SkillRetriever
+
+            # its own index (another model), embedded by the fast path like a user's would be
+            folder = RESULTS / f"index-{args.skills.name}-tuned-{args.tuned_model.name}"
+            retriever = SkillRetriever.open(args.skills, index_dir=folder,
+                                            model=str(args.tuned_model))
+            prep = time.perf_counter() - t
+            t = time.perf_counter()
+            runs[name] = {q.id: retriever.search(q.query, k=K).skill_ids for q in queries}
         total = time.perf_counter() - t
         timings[name] = {"prep": prep, "query": total}
     wall = time.perf_counter() - start

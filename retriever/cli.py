@@ -80,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mcp", help="serve search_skills and get_skill over MCP (stdio)")
     _common(p)
+
+    p = sub.add_parser("tune", help="fine-tune the embedding model on the collection's own "
+                                    "texts; writes a model folder for --model")
+    p.add_argument("--out", required=True, metavar="DIR", help="new folder for the model")
+    p.add_argument("--model", metavar="NAME_OR_PATH",
+                   help="model to start from (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the pairs (default 1)")
+    p.add_argument("--batch-size", type=int, default=64, help="skills per batch (default 64)")
+    p.add_argument("--learning-rate", type=float, default=2e-5, help="default 2e-5")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many batches")
+    p.add_argument("--json", action="store_true", help="the run's report as JSON")
+    _common(p, index=False)
     return parser
 
 
@@ -222,8 +234,42 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retriever.api import _roots
+    from retriever.load import load_collection
+    from retriever.tune import tune
+
+    report = load_collection(_roots(args.skills))
+    bar = None if args.json else _progress_bar(0, "tuning", False)
+
+    def progress(step: int, steps: int, loss: float) -> None:
+        if bar:
+            bar.total = steps
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            bar.update(1)
+
+    result = tune(report.skills, Path(args.out), model=args.model, epochs=args.epochs,
+                  batch_size=args.batch_size, learning_rate=args.learning_rate,
+                  max_steps=args.max_steps, progress=progress)
+    if bar:
+        bar.close()
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps(asdict(result), indent=2))
+        return 0
+    print(f"tuned {result.base_model} on {result.pairs} texts of {result.skills} skills: "
+          f"{result.steps} steps in {result.seconds:.0f} s")
+    print(f"model: {result.out}")
+    print(f"use it: export SKILL_RETRIEVER_MODEL={result.out}  (or --model on each call); "
+          "the next search builds its index")
+    return 0
+
+
 COMMANDS = {"search": _cmd_search, "index": _cmd_index, "show": _cmd_show, "eval": _cmd_eval,
-            "lint": _cmd_lint, "mcp": _cmd_mcp}
+            "lint": _cmd_lint, "mcp": _cmd_mcp, "tune": _cmd_tune}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Names that mean the packaged default model.
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
+# A model for every call that names none (e.g. the folder `retrieve tune` wrote).
+ENV_MODEL = "SKILL_RETRIEVER_MODEL"
 
 
 class Embedder(Protocol):
@@ -54,7 +56,9 @@ def packaged_model_path() -> Path:
 
 
 def resolve_model(model: str | None) -> tuple[str, str]:
-    """``(model id for the manifest, what to load)`` for a model name, path or ``None``."""
+    """``(model id for the manifest, what to load)`` for a model name, path or ``None``
+    (``$SKILL_RETRIEVER_MODEL``, else the packaged default)."""
+    model = model or os.environ.get(ENV_MODEL) or None
     if model is None or model in _DEFAULT_ALIASES:
         return DEFAULT_MODEL, str(packaged_model_path())
     path = Path(model).expanduser()
