@@ -9,9 +9,10 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
   the ``candidates`` nearest: ``T * log(sum(exp(s_i / T)))`` with ``T = 0.1``. The best
   document dominates; every further close document adds a little, so a skill that matches
   in several places beats one lucky document. Because that sum grows with the number of
-  documents a skill has, the score is discounted by ``0.5 * T * log(n)``, ``n`` the skill's
-  document count (a full discount, 1.0, would make it a log-mean-exp).
-- **Lexical.** Each candidate skill gains ``0.7 * b / (b + 10)``, ``b`` its BM25 score for the
+  documents a skill has, the score is discounted by ``T * log(n)``, ``n`` the skill's
+  document count: a log-mean-exp over all its documents, those outside the candidates
+  counting as zero.
+- **Lexical.** Each candidate skill gains ``b / (b + 10)``, ``b`` its BM25 score for the
   query over all its text: exact words (error messages, product names) that the embedding
   blurs. BM25 never adds a skill that is not already a candidate.
 - **Keyword triggers.** A trigger counts when it stands in the query as whole words; each
@@ -45,11 +46,11 @@ class ScoringConfig:
     candidates: int = 256  # nearest documents read from FAISS per query
     aggregation: str = "softmax"  # "softmax" (log-sum-exp), "best+" or "max"
     temperature: float = 0.1  # of the softmax aggregation
-    size_discount: float = 0.5  # softmax: minus size_discount * T * log(documents of the skill)
+    size_discount: float = 1.0  # softmax: minus size_discount * T * log(documents of the skill)
     second_weight: float = 0.1  # "best+": best + second_weight * sum of the next extra_hits
     extra_hits: int = 2
     kind_weights: tuple[tuple[str, float], ...] = (("trigger", 0.6),)  # others: 1.0
-    lexical_weight: float = 0.7
+    lexical_weight: float = 1.0
     lexical_saturation: float = 10.0
     keyword_bonus: float = 0.04
     max_keyword_bonuses: int = 2

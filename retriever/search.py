@@ -277,7 +277,9 @@ class Searcher:
         skill = self.skills[h.to_skill]
         match = Match("handoff", HANDOFF, f"{h.from_skill} -> {h.to_skill}: {h.reason}",
                       h.score, HANDOFF)
-        return SkillHit(skill.id, skill.name, source_score * self.config.handoff_share, HANDOFF,
+        # just under its source, whatever the source's sign (a weak match can score below 0)
+        score = source_score - (1 - self.config.handoff_share) * abs(source_score)
+        return SkillHit(skill.id, skill.name, score, HANDOFF,
                         skill.description, skill.collection, (match,),
                         self._skill_patterns(skill.id, qv))
 

@@ -173,7 +173,7 @@ def tune(
         optimizer.step()
         schedule.step()
         if progress:
-            progress(step + 1, len(batches), float(loss))
+            progress(step + 1, len(batches), loss.item())
     st.eval()
     st.max_seq_length = reading
     seconds = time.perf_counter() - started

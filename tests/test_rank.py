@@ -21,10 +21,10 @@ def test_softmax_aggregation_and_trigger_weight():
     assert agg["c"][0] == pytest.approx(0.42)  # 0.7 x 0.6
     # a second close document lifts a skill by at most T * log 2
     assert agg["a"][0] - 0.5 == pytest.approx(0.1 * math.log(1 + math.exp(-1)))
-    # the size discount: a skill with 40 documents pays 0.5 * T * log(40) more than one
-    # with a single document
+    # the size discount: a skill with 40 documents pays T * log(40) more than one with a
+    # single document
     sized = aggregate([hit("a", 0.5), hit("b", 0.5)], cfg, {"a": 40, "b": 1})
-    assert sized["b"][0] - sized["a"][0] == pytest.approx(0.5 * 0.1 * math.log(40))
+    assert sized["b"][0] - sized["a"][0] == pytest.approx(0.1 * math.log(40))
     assert sized["b"][0] == pytest.approx(0.5)
 
 
@@ -42,9 +42,9 @@ def test_lexical_term_saturates_and_never_adds_skills():
     sem = aggregate([hit("a", 0.6), hit("b", 0.58)], cfg)
     ranked, _ = rank(sem, [], cfg, lexical={"b": 10.0, "zzz": 99.0})
     assert [r.skill_id for r in ranked] == ["b", "a"]
-    assert cfg.lexical_weight == 0.7 and cfg.lexical_saturation == 10
-    assert ranked[0].lexical == pytest.approx(0.7 * 10 / 20)
-    assert ranked[0].score == pytest.approx(0.58 + 0.35)
+    assert cfg.lexical_weight == 1.0 and cfg.lexical_saturation == 10
+    assert ranked[0].lexical == pytest.approx(10 / 20)
+    assert ranked[0].score == pytest.approx(0.58 + 0.5)
 
 
 def test_many_hits_break_a_near_tie_but_never_beat_a_clearly_better_best_hit():

@@ -292,7 +292,9 @@ def test_a_long_query_beyond_the_model_window_says_so(bundled):
 ])
 def test_control_characters_other_scripts_and_emoji(bundled, query):
     r = bundled.search(query, k=3)
-    assert len(r.skills) >= 3 and all(0 <= s.score < 2 for s in r.skills)
+    # a skill that fits nothing well may score below 0 (the size discount), never wildly
+    scores = [s.score for s in r.skills]
+    assert len(scores) >= 3 and all(-1 < x < 2 for x in scores)
     json.dumps(r.to_dict())  # always serialisable
 
 
