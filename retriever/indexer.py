@@ -83,8 +83,9 @@ class VectorCache:
 # lists nearest the query; benchmarks/speed.py --scale measures how well its top 10 agrees.
 EXACT_MAX_DOCUMENTS = 200_000
 # Lists probed per query: at 50,000 synthetic skills (1.1 M documents, 4,262 lists) 768
-# probes gave 99.3% identical top-10 rankings at 36 ms p50 (384: 98.7%; 48: 93.7% at 12 ms;
-# the exact scan: 144 ms). Fewer probes miss tail documents that the soft-max sums over.
+# probes gave 99.3% identical top-10 rankings at 36-43 ms p50 (384: 98.7%; 48: 93.7% at
+# 12 ms; the exact scan: 112-144 ms). Fewer probes miss tail documents that the soft-max
+# sums over.
 IVF_PROBES = 768
 
 
