@@ -25,7 +25,8 @@ def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
         p.add_argument("--index", metavar="DIR",
                        help="index folder (default: one per collection, see README)")
         p.add_argument("--model", metavar="NAME_OR_PATH",
-                       help="sentence-transformers model (default: packaged all-MiniLM-L6-v2)")
+                       help="sentence-transformers model (default: $SKILL_RETRIEVER_MODEL, "
+                            "else the packaged all-MiniLM-L6-v2)")
         p.add_argument("--backend", choices=("auto", "onnx", "torch"),
                        help="embedding runtime: ONNX export (fast start) or sentence-"
                             "transformers; default auto ($SKILL_RETRIEVER_BACKEND)")
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "texts; writes a model folder for --model")
     p.add_argument("--out", required=True, metavar="DIR", help="new folder for the model")
     p.add_argument("--model", metavar="NAME_OR_PATH",
-                   help="model to start from (default: packaged all-MiniLM-L6-v2)")
+                   help="model to start from (default: $SKILL_RETRIEVER_MODEL, else the "
+                        "packaged all-MiniLM-L6-v2)")
     p.add_argument("--epochs", type=float, default=1.0, help="passes over the pairs (default 1)")
     p.add_argument("--batch-size", type=int, default=64, help="skills per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=2e-5, help="default 2e-5")
@@ -242,7 +244,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from retriever.tune import tune
 
     report = load_collection(_roots(args.skills))
-    bar = None if args.json else _progress_bar(0, "tuning", False)
+    bar = _progress_bar(0, "tuning", args.json or args.quiet)
 
     def progress(step: int, steps: int, loss: float) -> None:
         if bar:

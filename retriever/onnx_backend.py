@@ -51,6 +51,7 @@ _FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "mpnet"
 # unfused, 42 s fused.
 BATCH_TOKENS = 1024
 MAX_BATCH = 64
+TOKENIZE_CHUNK = 8192  # texts tokenised (and length-sorted) together
 
 
 class ExportUnsupported(ModelError):
@@ -106,7 +107,9 @@ def export_model(st_model: Any, target: Path) -> Path:
     # Eager attention traces into plain MatMul/Softmax nodes that the optimizer recognises and
     # fuses; the default (SDPA) traces into a form it does not. Same numbers either way.
     attention = getattr(auto_model.config, "_attn_implementation", None)
-    if attention and attention != "eager" and hasattr(auto_model, "set_attn_implementation"):
+    switched = bool(attention and attention != "eager"
+                    and hasattr(auto_model, "set_attn_implementation"))
+    if switched:
         auto_model.set_attn_implementation("eager")
 
     class Wrapped(torch.nn.Module):
@@ -135,7 +138,7 @@ def export_model(st_model: Any, target: Path) -> Path:
                     opset_version=17, dynamo=False,
                 )
             finally:
-                if attention and attention != "eager":
+                if switched:
                     auto_model.set_attn_implementation(attention)
         fuse_attention(tmp / ONNX_FILE, auto_model.config, input_names)
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
@@ -289,11 +292,14 @@ class OnnxEmbedder:
                 bar = None
         with self._lock:  # one session run at a time; the session uses all cores itself
             session, tokenizer = self._load()
-            encoded = tokenizer.encode_batch(texts)
-            for idx in token_batches([len(e.ids) for e in encoded]):
-                out[idx] = self._run(session, [encoded[i] for i in idx])
-                if bar:
-                    bar.update(len(idx))
+            # Tokenised a chunk at a time: the encodings of a million texts would not fit.
+            for first in range(0, len(texts), TOKENIZE_CHUNK):
+                encoded = tokenizer.encode_batch(texts[first:first + TOKENIZE_CHUNK])
+                for idx in token_batches([len(e.ids) for e in encoded]):
+                    rows = [first + i for i in idx]
+                    out[rows] = self._run(session, [encoded[i] for i in idx])
+                    if bar:
+                        bar.update(len(idx))
         if bar:
             bar.close()
         return out

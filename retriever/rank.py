@@ -10,8 +10,8 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
   document dominates; every further close document adds a little, so a skill that matches
   in several places beats one lucky document. Because that sum grows with the number of
   documents a skill has, the score is discounted by ``T * log(n)``, ``n`` the skill's
-  document count: a log-mean-exp over all its documents, those outside the candidates
-  counting as zero.
+  document count: a log-mean-exp over all its documents in which those outside the
+  candidates add nothing to the sum.
 - **Lexical.** Each candidate skill gains ``b / (b + 10)``, ``b`` its BM25 score for the
   query over all its text: exact words (error messages, product names) that the embedding
   blurs. BM25 never adds a skill that is not already a candidate.

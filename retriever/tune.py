@@ -131,6 +131,8 @@ def tune(
         raise RetrieverError(f"batch size must be at least {MIN_BATCH}, not {batch_size}")
     if not epochs > 0:
         raise RetrieverError(f"epochs must be above 0, not {epochs}")
+    if max_steps is not None and max_steps < 1:
+        raise RetrieverError(f"max steps must be at least 1, not {max_steps}")
     texts = {s.id: training_texts(s) for s in skills}
     cards = {s.id: card_text(s) for s in skills}
     pairs = sum(len(v) for v in texts.values())
@@ -151,6 +153,9 @@ def tune(
     batches = make_batches(texts, {s.id: category(s) for s in skills}, batch_size, epochs, rng)
     if max_steps is not None:
         batches = batches[:max_steps]
+    if not batches:
+        raise RetrieverError(f"no training batch in {epochs} epochs of {pairs} texts: "
+                             "raise --epochs")
     warmup = max(1, len(batches) // 10)
     optimizer = torch.optim.AdamW(st.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay
@@ -178,7 +183,7 @@ def tune(
     st.max_seq_length = reading
     seconds = time.perf_counter() - started
 
-    report = TuneReport(str(out), base.model_id, len(skills), pairs, len(batches), epochs,
+    report = TuneReport(str(out.resolve()), base.model_id, len(skills), pairs, len(batches), epochs,
                         batch_size, learning_rate, round(seconds, 1))
     tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:6]}"
     try:

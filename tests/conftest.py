@@ -19,6 +19,11 @@ AGENT_SKILLS = SHARED / "corpora" / "agent-skills"
 DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
 BUNDLED = REPO / "skills"
 
+# The tests assume the default model and backend, whatever the developer's shell exports
+# (e.g. the model folder `retrieve tune` suggests); CLI subprocesses inherit this.
+for _name in ("SKILL_RETRIEVER_MODEL", "SKILL_RETRIEVER_BACKEND"):
+    os.environ.pop(_name, None)
+
 
 def require_shared(*paths: Path) -> None:
     """Skip when shared data is absent; in CI (SKILL_RETRIEVER_REQUIRE_SHARED=1) fail instead."""

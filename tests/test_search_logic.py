@@ -102,3 +102,25 @@ def test_markdown_fits_the_budget_and_keeps_blocks_whole(mini):
         # every pattern line present is complete, as in the full rendering
         for line in md.splitlines():
             assert line in full.splitlines()
+
+
+def test_numpy_top_k_equals_the_faiss_search(bundled, monkeypatch):
+    """The exact index's numpy scan (the query path) finds what FAISS's search finds."""
+    searcher = bundled._searcher  # noqa: SLF001 - comparing the two candidate paths
+    assert searcher.vectors is not None and searcher.index.ntotal > searcher.config.candidates
+    for query in ("my webhook handler processes the same event twice", "slow sql queries",
+                  "tests pass locally but fail in CI"):
+        qv = searcher.embedder.encode([query])
+
+        def hits(found):
+            best, semantic, (rows, scores) = found
+            return best, {sid: (round(agg, 5), [(int(rows[i]), round(float(scores[i]), 5))
+                                                for i in pos])
+                          for sid, (agg, pos) in semantic.items()}
+
+        numpy_side = hits(searcher._nearest(qv))
+        with monkeypatch.context() as m:
+            m.setattr(searcher, "vectors", None)
+            faiss_side = hits(searcher._nearest(qv))
+        assert numpy_side[0] == pytest.approx(faiss_side[0])
+        assert numpy_side[1] == faiss_side[1]

@@ -64,6 +64,9 @@ def test_tune_refuses_bad_arguments(tmp_path):
         tune(skills, tmp_path / "new", batch_size=1)
     with pytest.raises(RetrieverError, match="too few skills"):
         tune(skills[:1], tmp_path / "new")
+    with pytest.raises(RetrieverError, match="max steps"):
+        tune(skills, tmp_path / "new", max_steps=0)
+    assert not (tmp_path / "new").exists()  # nothing written by a refused run
 
 
 def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
@@ -86,6 +89,7 @@ def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
     # an index is built with it (the ONNX export of the tuned model included)
     from retriever import SkillRetriever
 
-    r = SkillRetriever.open(BUNDLED, index_dir=tmp_path / "index", model=str(out))
+    r = SkillRetriever.open(BUNDLED, index_dir=tmp_path / "index",
+                            embedder=make_embedder(str(out), models_home=tmp_path / "models"))
     assert r.manifest["model"] == str(out.resolve())
     assert r.search("my webhook handler processes the same event twice", k=3).skill_ids
