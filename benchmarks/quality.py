@@ -285,12 +285,12 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
                 run[q.id] = res.skill_ids
             runs[name] = run
         elif name == "ours-tuned":
-            from retriever import SkillRetriever
+            from retriever.embed import make_embedder
 
             # its own index (another model), embedded by the fast path like a user's would be
             folder = RESULTS / f"index-{args.skills.name}-tuned-{args.tuned_model.name}"
-            retriever = SkillRetriever.open(args.skills, index_dir=folder,
-                                            model=str(args.tuned_model))
+            retriever = open_ours(args.skills, make_embedder(str(args.tuned_model)),
+                                  index_dir=folder)
             prep = time.perf_counter() - t
             t = time.perf_counter()
             runs[name] = {q.id: retriever.search(q.query, k=K).skill_ids for q in queries}

@@ -109,6 +109,14 @@ def _open(args: argparse.Namespace, *, rebuild: str | None = None):
     )
 
 
+def _load_skills(args: argparse.Namespace):
+    """The collection of ``--skills`` (or the default roots), read from the files, no index."""
+    from retriever.api import _roots
+    from retriever.load import load_collection
+
+    return load_collection(_roots(args.skills))
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     retriever = _open(args)
     result = retriever.search(args.query, k=args.k)
@@ -144,11 +152,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from retriever.api import _roots, unknown_skill_message
+    from retriever.api import unknown_skill_message
     from retriever.errors import UnknownSkillError
-    from retriever.load import load_collection
 
-    report = load_collection(_roots(args.skills))
+    report = _load_skills(args)
     skill = report.by_id().get(args.skill_id)
     if skill is None:
         raise UnknownSkillError(unknown_skill_message(args.skill_id, report.by_id()))
@@ -186,11 +193,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_lint(args: argparse.Namespace) -> int:
-    from retriever.api import _roots
     from retriever.lint import ERROR, lint
-    from retriever.load import load_collection
 
-    report = load_collection(_roots(args.skills))
+    report = _load_skills(args)
     rank, bar = None, None
     if not args.no_reach and report.skills:
         retriever = _open(args)
@@ -239,11 +244,9 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from retriever.api import _roots
-    from retriever.load import load_collection
     from retriever.tune import tune
 
-    report = load_collection(_roots(args.skills))
+    report = _load_skills(args)
     bar = _progress_bar(0, "tuning", args.json or args.quiet)
 
     def progress(step: int, steps: int, loss: float) -> None:

@@ -27,9 +27,8 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,33 +109,23 @@ def aggregate(hits: Iterable[DocHit], config: ScoringConfig,
     """``{skill_id: (semantic score, its hits best first)}`` by the aggregation rule.
 
     ``doc_counts``: each skill's number of documents, for the softmax's size discount (none
-    without it).
-
-    The reference implementation; ``aggregate_arrays`` computes the same with numpy on the
-    query path.
+    without it). The rule itself lives in ``aggregate_arrays``, which the query path calls
+    with arrays; this is its form for ``DocHit`` objects.
     """
-    weights = dict(config.kind_weights)
-    per_skill: dict[str, list[tuple[float, DocHit]]] = defaultdict(list)
-    for h in hits:
-        per_skill[h.skill_id].append((h.score * weights.get(h.kind, 1.0), h))
-    out = {}
-    for sid, pairs in per_skill.items():
-        pairs.sort(key=lambda p: -p[0])
-        weighted = [w for w, _ in pairs]
-        best = weighted[0]
-        if config.aggregation == "softmax":
-            t = config.temperature
-            score = best + t * math.log(sum(math.exp((w - best) / t) for w in weighted))
-            if doc_counts:
-                score -= config.size_discount * t * math.log(doc_counts[sid])
-        elif config.aggregation == "best+":
-            score = best + config.second_weight * sum(weighted[1:1 + config.extra_hits])
-        elif config.aggregation == "max":
-            score = best
-        else:
-            raise ValueError(f"unknown aggregation '{config.aggregation}'")
-        out[sid] = (score, [h for _, h in pairs])
-    return out
+    import numpy as np
+
+    hits = list(hits)
+    ids = sorted({h.skill_id for h in hits})
+    number = {sid: i for i, sid in enumerate(ids)}
+    groups = aggregate_arrays(
+        np.array([h.score for h in hits], dtype=np.float64),
+        np.array([config.kind_weight(h.kind) for h in hits], dtype=np.float64),
+        np.array([number[h.skill_id] for h in hits], dtype=np.int64),
+        config,
+        doc_counts=np.array([doc_counts[sid] for sid in ids]) if doc_counts else None,
+    )
+    return {ids[g]: (score, [hits[i] for i in positions])
+            for g, (score, positions) in groups.items()}
 
 
 def aggregate_arrays(

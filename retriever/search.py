@@ -77,10 +77,9 @@ class Searcher:
         import numpy as np
 
         # per document: its skill's number and its kind's weight, for numpy aggregation
-        weights = dict(config.kind_weights)
         self.doc_skill = np.array([self.skill_index[d.skill_id] for d in self.documents],
                                   dtype=np.int64)
-        self.doc_weight = np.array([weights.get(d.kind, 1.0) for d in self.documents],
+        self.doc_weight = np.array([config.kind_weight(d.kind) for d in self.documents],
                                    dtype=np.float64)
         self.doc_count = np.maximum(np.bincount(self.doc_skill, minlength=len(self.skill_ids)),
                                     1).astype(np.float64)

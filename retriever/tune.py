@@ -95,8 +95,6 @@ def make_batches(
                 chunk = order[start:start + batch_size]
                 if len(chunk) >= MIN_BATCH:
                     batches.append([(sid, left[sid].pop()) for sid in chunk])
-            if all(len(v) == 0 for v in left.values()):
-                break
         rng.shuffle(batches)
         if epoch == whole:  # the fractional last epoch
             batches = batches[: int(len(batches) * part)]
@@ -139,28 +137,28 @@ def tune(
     if sum(1 for v in texts.values() if v) < MIN_BATCH:
         raise RetrieverError("too few skills with triggers, patterns or anti-patterns to "
                              f"tune on ({pairs} training texts)")
+    # the batches before the model: a run that cannot train fails in a moment, not after
+    # seconds of loading torch
+    batches = make_batches(texts, {s.id: category(s) for s in skills}, batch_size, epochs,
+                           random.Random(seed))[:max_steps]
+    if not batches:
+        raise RetrieverError(f"no training batch in {epochs} epochs of {pairs} texts: "
+                             "raise --epochs")
 
     import torch
 
     from retriever.embed import SentenceTransformerEmbedder
 
-    rng = random.Random(seed)
     torch.manual_seed(seed)
     base = SentenceTransformerEmbedder(model)
     st = base._get()  # noqa: SLF001 - training needs the torch model itself
     reading = st.max_seq_length
     st.max_seq_length = max_seq_length  # training texts are short; cards are cut, not lost
-    batches = make_batches(texts, {s.id: category(s) for s in skills}, batch_size, epochs, rng)
-    if max_steps is not None:
-        batches = batches[:max_steps]
-    if not batches:
-        raise RetrieverError(f"no training batch in {epochs} epochs of {pairs} texts: "
-                             "raise --epochs")
-    warmup = max(1, len(batches) // 10)
+    steps, warmup = len(batches), max(1, len(batches) // 10)
     optimizer = torch.optim.AdamW(st.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay
         optimizer, lambda step: min((step + 1) / warmup,
-                                    max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))))
+                                    max(0.0, (steps - step) / max(1, steps - warmup))))
 
     def embed(batch_texts: list[str]):
         features = st.tokenize(batch_texts)
