@@ -190,6 +190,12 @@ class _ExportingEmbedder:
     def count_tokens(self, text: str) -> int:
         return self._get().count_tokens(text)
 
+    def encode_query(self, text: str) -> tuple[np.ndarray, bool]:
+        delegate = self._get()
+        if hasattr(delegate, "encode_query"):
+            return delegate.encode_query(text)
+        return delegate.encode([text]), self.truncates(text)
+
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         return self._get().encode(texts, progress=progress)
 

@@ -51,13 +51,15 @@ class LexicalIndex:
         """BM25 score of every skill (in index order) for ``text``."""
         import numpy as np
 
-        out = np.zeros(self.num_docs, dtype=np.float32)
-        for token in self.tokens(text):
-            t = self.vocab.get(token)
-            if t is not None:
-                lo, hi = self.indptr[t], self.indptr[t + 1]
-                np.add.at(out, self.indices[lo:hi], self.data[lo:hi])
-        return out
+        spans = [(self.indptr[t], self.indptr[t + 1])
+                 for t in (self.vocab.get(token) for token in self.tokens(text)) if t is not None]
+        if not spans:
+            return np.zeros(self.num_docs, dtype=np.float32)
+        # one weighted count over the rows of every query term (a repeated term counts
+        # again, as in bm25s)
+        indices = np.concatenate([self.indices[lo:hi] for lo, hi in spans])
+        data = np.concatenate([self.data[lo:hi] for lo, hi in spans])
+        return np.bincount(indices, weights=data, minlength=self.num_docs).astype(np.float32)
 
     def save(self, folder: Path) -> list[str]:
         import numpy as np

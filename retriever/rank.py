@@ -136,45 +136,105 @@ def aggregate_arrays(
     keep: int | None = None,
     doc_counts: np.ndarray | None = None,
 ) -> dict[int, tuple[float, np.ndarray]]:
-    """``aggregate`` for candidates given as arrays, in a few numpy operations.
+    """``group_candidates`` as ``{skill number: (score, candidate positions best first)}``,
+    at most ``keep`` positions a skill."""
+    groups = group_candidates(scores, weights, skills, config, doc_counts)
+    return {int(sk): (float(groups.scores[g]), groups.positions(g, keep))
+            for g, sk in enumerate(groups.skills.tolist())}
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Candidate documents grouped by skill, with each group's semantic score."""
+
+    skills: np.ndarray  # the skill number of each group
+    scores: np.ndarray  # the aggregated semantic score of each group
+    order: np.ndarray  # candidate positions, group by group, best weighted first in a group
+    starts: np.ndarray  # where each group begins in ``order``
+    sizes: np.ndarray  # how many candidates each group has
+
+    def positions(self, group: int, keep: int | None = None) -> np.ndarray:
+        """The group's candidate positions, best first, at most ``keep``."""
+        n = int(self.sizes[group]) if keep is None else min(int(self.sizes[group]), keep)
+        start = int(self.starts[group])
+        return self.order[start:start + n]
+
+
+def group_candidates(
+    scores: np.ndarray,
+    weights: np.ndarray,
+    skills: np.ndarray,
+    config: ScoringConfig,
+    doc_counts: np.ndarray | None = None,
+) -> Groups:
+    """The aggregation rule, for candidates given as arrays, in a few numpy operations.
 
     ``scores``: the candidates' cosines; ``weights``: their kinds' weights; ``skills``: their
     skills' numbers; ``doc_counts``: documents per skill number (for the size discount).
-    Returns ``{skill number: (score, candidate positions best first)}``,
-    at most ``keep`` positions a skill. Positions, not ``DocHit`` objects: the query path
-    makes hits only for the few skills it returns (making them for every candidate cost
-    more than the rest of the ranking).
+    Positions, not ``DocHit`` objects: the query path makes hits only for the few skills it
+    returns (making them for every candidate cost more than the rest of the ranking).
     """
     import numpy as np
 
     if config.aggregation not in ("softmax", "max", "best+"):
         raise ValueError(f"unknown aggregation '{config.aggregation}'")
     if len(scores) == 0:
-        return {}
+        empty = np.zeros(0, dtype=np.int64)
+        return Groups(empty, np.zeros(0), empty, empty, empty)
     w = scores * weights
     order = np.lexsort((-w, skills))  # by skill, best weighted first within a skill
     sorted_w = w[order]
-    starts = np.flatnonzero(np.r_[True, skills[order][1:] != skills[order][:-1]])
+    sorted_skills = skills[order]
+    starts = np.flatnonzero(np.r_[True, sorted_skills[1:] != sorted_skills[:-1]])
     sizes = np.diff(np.r_[starts, len(order)])
-    place = np.arange(len(order)) - np.repeat(starts, sizes)  # rank within its skill
     best = sorted_w[starts]
+    group_skills = sorted_skills[starts]
     if config.aggregation == "softmax":
         t = config.temperature
         total = np.add.reduceat(np.exp((sorted_w - np.repeat(best, sizes)) / t), starts)
         agg = best + t * np.log(total)
         if doc_counts is not None:
-            agg = agg - config.size_discount * t * np.log(doc_counts[skills[order[starts]]])
+            agg = agg - config.size_discount * t * np.log(doc_counts[group_skills])
     elif config.aggregation == "best+":
+        place = np.arange(len(order)) - np.repeat(starts, sizes)  # rank within its skill
         extra = (place >= 1) & (place <= config.extra_hits)
         agg = best + config.second_weight * np.add.reduceat(np.where(extra, sorted_w, 0.0),
                                                             starts)
     else:
         agg = best
-    limit = len(order) if keep is None else keep
-    group_skills = skills[order[starts]].tolist()
-    return {sk: (float(agg[g]), order[a:a + min(n, limit)])
-            for g, (sk, a, n) in enumerate(zip(group_skills, starts.tolist(), sizes.tolist(),
-                                                strict=True))}
+    return Groups(group_skills, agg, order, starts, sizes)
+
+
+def order_candidates(
+    semantic: np.ndarray,
+    keyword_counts: np.ndarray,
+    keyword_words: np.ndarray,
+    bm25: np.ndarray,
+    tiebreak: np.ndarray,
+    weak: bool,
+    config: ScoringConfig,
+    limit: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ranking rule over candidate skills given as aligned arrays.
+
+    ``semantic``: each candidate's semantic score (0 without document hits);
+    ``keyword_counts`` / ``keyword_words``: its matched triggers and their words;
+    ``bm25``: its BM25 score; ``tiebreak``: an order among equal scores (by skill id).
+    Returns the positions of the first ``limit`` candidates best first, every candidate's
+    score, and every candidate's lexical term.
+    """
+    import numpy as np
+
+    bonus = config.keyword_bonus * np.minimum(keyword_counts, config.max_keyword_bonuses)
+    positive = np.maximum(bm25, 0.0)
+    lex = np.where(bm25 > 0, config.lexical_weight * positive
+                   / (positive + config.lexical_saturation), 0.0)
+    score = semantic + bonus + lex
+    if weak:  # keyword matches lead, more matched trigger words first
+        order = np.lexsort((tiebreak, -score, -keyword_words))
+    else:
+        order = np.lexsort((tiebreak, -score))
+    return order[:limit], score, lex
 
 
 def rank(
@@ -189,8 +249,11 @@ def rank(
     semantic match was weak.
 
     ``lexical`` maps skill ids to BM25 scores (missing: 0); ``best`` is the best cosine of
-    the query (default: the best of the hits given).
+    the query (default: the best of the hits given). The rule is ``order_candidates``'s;
+    the query path calls that with arrays.
     """
+    import numpy as np
+
     by_skill: dict[str, list[KeywordHit]] = defaultdict(list)
     for k in keywords:
         by_skill[k.skill_id].append(k)
@@ -199,21 +262,20 @@ def rank(
     weak = best < config.weak_threshold
     lexical = lexical or {}
 
-    # Scores first, objects only for the skills kept: a query has ~100 candidates and
-    # returns a handful.
-    rows = []
-    for sid in set(semantic) | set(by_skill):
+    ids = sorted(set(semantic) | set(by_skill))
+    order, scores, lex = order_candidates(
+        np.array([semantic[sid][0] if sid in semantic else 0.0 for sid in ids]),
+        np.array([len(by_skill.get(sid, ())) for sid in ids]),
+        np.array([sum(k.n_words for k in by_skill.get(sid, ())) for sid in ids]),
+        np.array([lexical.get(sid, 0.0) for sid in ids], dtype=np.float64),
+        np.arange(len(ids)),
+        weak, config, limit)
+    ranked = []
+    for i in order.tolist():
+        sid = ids[i]
         sem, hits = semantic.get(sid, (0.0, ()))
-        kws = by_skill.get(sid, ())
-        bonus = config.keyword_bonus * min(len(kws), config.max_keyword_bonuses)
-        b = lexical.get(sid, 0.0)
-        lex = config.lexical_weight * b / (b + config.lexical_saturation) if b > 0 else 0.0
-        score = sem + bonus + lex
-        # weak: keyword matches lead, more matched trigger words first
-        key = ((-sum(k.n_words for k in kws), -score, sid) if weak else (-score, sid))
-        rows.append((key, sid, score, sem, hits, kws, lex))
-    rows.sort(key=lambda row: row[0])
-    ranked = [Ranked(sid, score, KEYWORD if kws and (weak or not hits) else SEMANTIC, sem,
-                     tuple(hits), tuple(kws), lex)
-              for _, sid, score, sem, hits, kws, lex in rows[:limit]]
+        kws = tuple(by_skill.get(sid, ()))
+        ranked.append(Ranked(sid, float(scores[i]),
+                             KEYWORD if kws and (weak or not hits) else SEMANTIC, sem,
+                             tuple(hits), kws, float(lex[i])))
     return ranked, weak

@@ -7,9 +7,11 @@ each skill is there.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from retriever.documents import ANTI_PATTERN, PATTERN, field_item
@@ -17,7 +19,15 @@ from retriever.embed import Embedder
 from retriever.errors import QueryError
 from retriever.handoffs import CompiledRule, rule_phrases
 from retriever.keywords import PhraseMatcher, words
-from retriever.rank import DocHit, KeywordHit, Ranked, ScoringConfig, aggregate_arrays, rank
+from retriever.rank import (
+    DocHit,
+    Groups,
+    KeywordHit,
+    Ranked,
+    ScoringConfig,
+    group_candidates,
+    order_candidates,
+)
 from retriever.results import (
     HANDOFF,
     KEYWORD,
@@ -60,6 +70,17 @@ def clean_query(query: object) -> tuple[str, list[str]]:
     return query, notes
 
 
+@dataclass(frozen=True)
+class _Nearest:
+    """What the nearest-document step found for one query."""
+
+    best: float  # the best cosine of any document
+    groups: Groups  # the candidates by skill, with each skill's semantic score
+    rows: np.ndarray  # the candidates' document rows
+    scores: np.ndarray  # the candidates' cosines
+    all_scores: np.ndarray | None  # every document's cosine (exact index only)
+
+
 class Searcher:
     """Everything a query needs, prepared once when an index is opened."""
 
@@ -76,6 +97,10 @@ class Searcher:
         self.skill_ids = [s.id for s in stored.skills]
         import numpy as np
 
+        # each skill's place among the ids in sorted order: equal scores rank by id
+        self.id_rank = np.argsort(np.argsort(np.array(self.skill_ids, dtype=object),
+                                             kind="stable"), kind="stable")
+
         # per document: its skill's number and its kind's weight, for numpy aggregation
         self.doc_skill = np.array([self.skill_index[d.skill_id] for d in self.documents],
                                   dtype=np.int64)
@@ -85,10 +110,19 @@ class Searcher:
                                     1).astype(np.float64)
         self.vectors = _vector_view(stored.index)
 
-        self.pattern_rows: dict[str, list[int]] = defaultdict(list)
+        # per skill: its pattern and anti-pattern rows, and each row's item name, so a
+        # returned skill's patterns cost an index lookup, not a parse
+        self.pattern_rows: dict[str, np.ndarray] = {}
+        self.pattern_names: dict[int, str] = {}
+        rows_of: dict[str, list[int]] = defaultdict(list)
         for row, doc in enumerate(self.documents):
             if doc.kind in PATTERN_KINDS:
-                self.pattern_rows[doc.skill_id].append(row)
+                rows_of[doc.skill_id].append(row)
+                skill = self.skills[doc.skill_id]
+                items = skill.patterns if doc.kind == PATTERN else skill.anti_patterns
+                self.pattern_names[row] = items[field_item(doc.field)].name
+        for sid, rows in rows_of.items():
+            self.pattern_rows[sid] = np.asarray(rows, dtype=np.int64)
 
         self.triggers = PhraseMatcher(
             (t, (s.id, i)) for s in stored.skills for i, t in enumerate(s.triggers)
@@ -109,30 +143,29 @@ class Searcher:
         query, notes = clean_query(query)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
-        truncated = bool(notes)
-        if getattr(self.embedder, "truncates", lambda _: False)(query):
-            truncated = True
+        qv, cut = self._embed(query)
+        truncated = bool(notes) or cut
+        if cut:
             notes.append("the query is longer than the model reads; only its start was "
                          "embedded (keyword triggers were matched in all of it)")
-        qv = self.embedder.encode([query])
-        best, semantic, candidates = self._nearest(qv)
+        near = self._nearest(qv)
+        best = near.best
         keywords = self._keyword_hits(query)
-        top, weak = rank(semantic, keywords, self.config,
-                         self._lexical(query, semantic, keywords), best=best, limit=k)
+        top, weak = self._rank(query, near, keywords, k)
         # A one-word trigger ("rest", "test", "battery") is too common to vouch for a query
         # on its own; a matched phrase of two or more words is.
         no_match = (best < self.config.no_match_threshold
                     and not any(k.n_words > 1 for k in keywords))
         handoffs = self._handoffs(query, qv[0], top)
 
-        top = [replace(r, hits=self._doc_hits(r.hits, candidates)) for r in top]
-        results = [self._skill_hit(r, qv[0]) for r in top]
+        results = [self._skill_hit(r, qv[0], near.all_scores) for r in top]
         present = {r.skill_id for r in top}
         scores = {r.skill_id: r.score for r in top}
         for h in handoffs:
             if h.resolved and h.to_skill not in present:
                 present.add(h.to_skill)
-                results.append(self._handoff_hit(h, scores[h.from_skill], qv[0]))
+                results.append(self._handoff_hit(h, scores[h.from_skill], qv[0],
+                                                 near.all_scores))
 
         if no_match:
             notes.append(f"no skill in the collection fits this query: the closest text is "
@@ -156,18 +189,28 @@ class Searcher:
             truncated=truncated,
         )
 
-    def _nearest(self, qv: np.ndarray):
-        """The best cosine, and per skill ``(semantic score, (row, cosine) of its best
-        documents)``, from the nearest documents."""
+    def _embed(self, query: str) -> tuple[np.ndarray, bool]:
+        """The query's vector (1 x d), and whether the model read only its start."""
+        one_pass = getattr(self.embedder, "encode_query", None)
+        if one_pass is not None:  # tokenises once for both answers
+            return one_pass(query)
+        cut = bool(getattr(self.embedder, "truncates", lambda _: False)(query))
+        return self.embedder.encode([query]), cut
+
+    def _nearest(self, qv: np.ndarray) -> _Nearest:
+        """The nearest documents of the query, aggregated per skill."""
         import numpy as np
 
         n = min(self.config.candidates, self.index.ntotal)
         if n == 0:
-            return 0.0, {}, None
+            rows = np.zeros(0, dtype=np.int64)
+            return _Nearest(0.0, group_candidates(rows, rows, rows, self.config), rows,
+                            np.zeros(0), None)
+        all_scores = None
         if self.vectors is not None and n < self.index.ntotal:
-            # Exact index: one matrix-vector product and a partial sort, about half the
+            # Exact index: one scan of every vector and a partial sort, about half the
             # time of FAISS's heap-based top-k for a few hundred candidates.
-            all_scores = self.vectors @ qv[0]
+            all_scores = inner_products(self.vectors, qv[0])
             rows = np.argpartition(-all_scores, n - 1)[:n]
             scores = all_scores[rows]
         else:
@@ -175,30 +218,58 @@ class Searcher:
             keep = rows[0] >= 0
             scores, rows = found[0][keep], rows[0][keep]
         scores = scores.astype("float64")
-        groups = aggregate_arrays(scores, self.doc_weight[rows], self.doc_skill[rows],
-                                  self.config, keep=self.config.matches_per_skill,
-                                  doc_counts=self.doc_count)
-        # hits stay candidate positions until a skill is returned (see _doc_hits)
-        semantic = {self.skill_ids[g]: (agg, pos.tolist()) for g, (agg, pos) in groups.items()}
+        groups = group_candidates(scores, self.doc_weight[rows], self.doc_skill[rows],
+                                  self.config, doc_counts=self.doc_count)
         best = float(scores.max()) if len(scores) else 0.0
-        return best, semantic, (rows, scores)
+        return _Nearest(best, groups, rows, scores, all_scores)
 
-    def _doc_hits(self, positions: tuple[int, ...], candidates) -> tuple[DocHit, ...]:
-        if not positions:  # a keyword-only skill
-            return ()
-        rows, scores = candidates
+    def _rank(self, query: str, near: _Nearest, keywords: list[KeywordHit],
+              k: int) -> tuple[list[Ranked], bool]:
+        """The first ``k`` candidate skills by ``rank.order_candidates``, and whether the
+        semantic match was weak. Candidates: skills with a near document or a matched
+        trigger; BM25 re-weighs them and never adds one."""
+        import numpy as np
+
+        groups = near.groups
+        by_skill: dict[int, list[KeywordHit]] = defaultdict(list)
+        for hit in keywords:
+            by_skill[self.skill_index[hit.skill_id]].append(hit)
+        if by_skill:
+            candidates = np.union1d(groups.skills, np.fromiter(by_skill, dtype=np.int64))
+            group_of = np.full(len(self.skill_ids), -1, dtype=np.int64)
+            group_of[groups.skills] = np.arange(len(groups.skills))
+            group = group_of[candidates]
+        else:  # the groups are already one per skill, in skill order
+            candidates, group = groups.skills, np.arange(len(groups.skills))
+        semantic = np.r_[groups.scores, 0.0][group]  # -1 (no group): the appended 0.0
+        counts = np.zeros(len(candidates), dtype=np.int64)
+        n_words = np.zeros(len(candidates), dtype=np.int64)
+        for number, hits in by_skill.items():
+            at = int(np.searchsorted(candidates, number))
+            counts[at] = len(hits)
+            n_words[at] = sum(h.n_words for h in hits)
+        bm25 = self.lexical.scores(query)[candidates].astype(np.float64)
+        weak = near.best < self.config.weak_threshold
+        order, scores, lex = order_candidates(semantic, counts, n_words, bm25,
+                                              self.id_rank[candidates], weak, self.config, k)
+        ranked = []
+        for i in order.tolist():
+            number, g = int(candidates[i]), int(group[i])
+            hits = (self._doc_hits(groups.positions(g, self.config.matches_per_skill), near)
+                    if g >= 0 else ())
+            kws = tuple(by_skill.get(number, ()))
+            ranked.append(Ranked(self.skill_ids[number], float(scores[i]),
+                                 KEYWORD if kws and (weak or not hits) else SEMANTIC,
+                                 float(semantic[i]), hits, kws, float(lex[i])))
+        return ranked, weak
+
+    def _doc_hits(self, positions: np.ndarray, near: _Nearest) -> tuple[DocHit, ...]:
         out = []
-        for i in positions:
-            d = self.documents[int(rows[i])]
-            out.append(DocHit(int(rows[i]), d.skill_id, d.kind, d.field, d.text,
-                              float(scores[i])))
+        for row, score in zip(near.rows[positions].tolist(), near.scores[positions].tolist(),
+                              strict=True):
+            d = self.documents[row]
+            out.append(DocHit(row, d.skill_id, d.kind, d.field, d.text, score))
         return tuple(out)
-
-    def _lexical(self, query: str, semantic, keywords) -> dict[str, float]:
-        """BM25 scores of the candidate skills (BM25 re-weighs candidates, never adds)."""
-        scores = self.lexical.scores(query)
-        ids = set(semantic) | {k.skill_id for k in keywords}
-        return {sid: float(scores[self.skill_index[sid]]) for sid in ids}
 
     def _keyword_hits(self, query: str) -> list[KeywordHit]:
         out = []
@@ -240,39 +311,42 @@ class Searcher:
 
     # -- building results -------------------------------------------------------------------
 
-    def _skill_patterns(self, skill_id: str, qv: np.ndarray) -> tuple[PatternHit, ...]:
-        """The skill's patterns and anti-patterns scored exactly against the query."""
+    def _skill_patterns(self, skill_id: str, qv: np.ndarray,
+                        all_scores: np.ndarray | None) -> tuple[PatternHit, ...]:
+        """The skill's patterns and anti-patterns scored exactly against the query.
+
+        ``all_scores``: every document's cosine when the search computed them (exact
+        index), else ``None`` and the skill's pattern vectors are read back from FAISS.
+        """
         import numpy as np
 
         rows = self.pattern_rows.get(skill_id)
-        if not rows:
+        if rows is None:
             return ()
-        if self.vectors is not None:
-            vectors = self.vectors[rows]
+        if all_scores is not None:
+            scores = all_scores[rows]
         else:
-            vectors = self.index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-        scores = vectors @ qv
-        order = np.argsort(-scores)[: self.config.patterns_per_skill]
-        return tuple(self._pattern_hit(DocHit(rows[i], skill_id, self.documents[rows[i]].kind,
-                                              self.documents[rows[i]].field,
-                                              self.documents[rows[i]].text, float(scores[i])))
-                     for i in order)
+            scores = self.index.reconstruct_batch(rows) @ qv
+        order = np.argsort(-scores, kind="stable")[: self.config.patterns_per_skill]
+        out = []
+        for i in order.tolist():
+            row = int(rows[i])
+            d = self.documents[row]
+            out.append(PatternHit(skill_id, d.kind, self.pattern_names[row], d.text,
+                                  float(scores[i]), d.field))
+        return tuple(out)
 
-    def _pattern_hit(self, h: DocHit) -> PatternHit:
-        skill = self.skills[h.skill_id]
-        items = skill.patterns if h.kind == PATTERN else skill.anti_patterns
-        i = field_item(h.field)
-        return PatternHit(h.skill_id, h.kind, items[i].name, h.text, h.score, h.field)
-
-    def _skill_hit(self, r: Ranked, qv: np.ndarray) -> SkillHit:
+    def _skill_hit(self, r: Ranked, qv: np.ndarray, all_scores: np.ndarray | None) -> SkillHit:
         skill = self.skills[r.skill_id]
         matches = [Match(h.field, h.kind, h.text, h.score, SEMANTIC)
                    for h in r.hits[: self.config.matches_per_skill]]
         matches += [Match(k.field, "trigger", k.trigger, 1.0, KEYWORD) for k in r.keywords]
         return SkillHit(skill.id, skill.name, r.score, r.via, skill.description,
-                        skill.collection, tuple(matches), self._skill_patterns(skill.id, qv))
+                        skill.collection, tuple(matches),
+                        self._skill_patterns(skill.id, qv, all_scores))
 
-    def _handoff_hit(self, h: Handoff, source_score: float, qv: np.ndarray) -> SkillHit:
+    def _handoff_hit(self, h: Handoff, source_score: float, qv: np.ndarray,
+                     all_scores: np.ndarray | None) -> SkillHit:
         skill = self.skills[h.to_skill]
         match = Match("handoff", HANDOFF, f"{h.from_skill} -> {h.to_skill}: {h.reason}",
                       h.score, HANDOFF)
@@ -280,7 +354,62 @@ class Searcher:
         score = source_score - (1 - self.config.handoff_share) * abs(source_score)
         return SkillHit(skill.id, skill.name, score, HANDOFF,
                         skill.description, skill.collection, (match,),
-                        self._skill_patterns(skill.id, qv))
+                        self._skill_patterns(skill.id, qv, all_scores))
+
+
+# A scan is split across threads only when it is long enough to pay for the hand-off
+# (~50 us); 10k vectors of 384 dimensions take ~0.6 ms on one thread here.
+PARALLEL_SCAN_MIN_ROWS = 4096
+_scan_pool = None
+_scan_pool_lock = threading.Lock()
+
+
+def _scan_workers() -> int:
+    return max(0, min(os.cpu_count() or 1, 4) - 1)
+
+
+def _pool():
+    global _scan_pool
+    with _scan_pool_lock:
+        if _scan_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _scan_pool = ThreadPoolExecutor(_scan_workers(), thread_name_prefix="retriever-scan")
+        return _scan_pool
+
+
+def inner_products(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``vectors @ query`` with FAISS's SIMD kernel, a long scan split across threads.
+
+    Not numpy: it hands a matrix-vector product this size to OpenBLAS, whose workers spin
+    for a while after returning and take the cores the next query's onnxruntime forward
+    needs (measured: a slower query p99). FAISS's kernel releases the GIL, so slices run
+    in parallel on the calling thread and a few pool threads that sleep between queries.
+    """
+    import faiss
+    import numpy as np
+
+    kernel = getattr(faiss, "fvec_inner_products_ny", None)
+    if kernel is None or vectors.dtype != np.float32 or not vectors.flags.c_contiguous:
+        return vectors @ query  # an old or unusual FAISS build: numpy's answer is the same
+    query = np.ascontiguousarray(query, dtype=np.float32)
+    out = np.empty(len(vectors), dtype=np.float32)
+
+    def scan(lo: int, hi: int) -> None:
+        kernel(faiss.swig_ptr(out[lo:hi]), faiss.swig_ptr(query),
+               faiss.swig_ptr(vectors[lo:hi]), vectors.shape[1], hi - lo)
+
+    workers = _scan_workers() if len(vectors) >= PARALLEL_SCAN_MIN_ROWS else 0
+    if workers == 0:
+        scan(0, len(vectors))
+        return out
+    bounds = np.linspace(0, len(vectors), workers + 2).astype(int).tolist()
+    pool = _pool()
+    futures = [pool.submit(scan, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    scan(bounds[0], bounds[1])
+    for f in futures:
+        f.result()
+    return out
 
 
 def _vector_view(index) -> np.ndarray | None:

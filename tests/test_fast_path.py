@@ -48,6 +48,16 @@ def test_many_texts_of_mixed_length_in_padded_batches(slow):
     assert (fast.encode(texts) * slow.encode(texts)).sum(axis=1).min() > 0.9999
 
 
+def test_encode_query_is_encode_and_truncates_in_one_pass(slow):
+    fast = make_embedder(backend="onnx")
+    for text in TEXTS:
+        vector, cut = fast.encode_query(text)
+        assert vector.shape == (1, 384)
+        assert np.allclose(vector, fast.encode([text]), atol=1e-6)
+        assert cut == fast.truncates(text) == slow.truncates(text)
+    assert fast.encode_query("A long text " * 100)[1]  # the one text past 256 tokens
+
+
 def test_token_batches_group_similar_lengths_within_the_budget():
     lengths = [5, 300, 7, 60, 60, 6, 1, 128, 9] * 20
     batches = token_batches(lengths, budget=256, most=8)

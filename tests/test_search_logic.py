@@ -113,10 +113,12 @@ def test_numpy_top_k_equals_the_faiss_search(bundled, monkeypatch):
         qv = searcher.embedder.encode([query])
 
         def hits(found):
-            best, semantic, (rows, scores) = found
-            return best, {sid: (round(agg, 5), [(int(rows[i]), round(float(scores[i]), 5))
-                                                for i in pos])
-                          for sid, (agg, pos) in semantic.items()}
+            rows, scores, groups = found.rows, found.scores, found.groups
+            return found.best, {
+                int(sk): (round(float(groups.scores[g]), 5),
+                          [(int(rows[i]), round(float(scores[i]), 5))
+                           for i in groups.positions(g, 3)])
+                for g, sk in enumerate(groups.skills.tolist())}
 
         numpy_side = hits(searcher._nearest(qv))
         with monkeypatch.context() as m:
@@ -124,3 +126,37 @@ def test_numpy_top_k_equals_the_faiss_search(bundled, monkeypatch):
             faiss_side = hits(searcher._nearest(qv))
         assert numpy_side[0] == pytest.approx(faiss_side[0])
         assert numpy_side[1] == faiss_side[1]
+
+
+def test_pattern_scores_from_the_scan_equal_the_stored_vectors(bundled, monkeypatch):
+    """A returned skill's patterns, scored from the scan of every vector (exact index) or
+    from vectors read back from FAISS (other indexes), come out the same."""
+    searcher = bundled._searcher  # noqa: SLF001 - comparing the two pattern paths
+    query = "my webhook handler processes the same event twice"
+    fast = bundled.search(query, k=5)
+    with monkeypatch.context() as m:
+        m.setattr(searcher, "vectors", None)  # the path an IVF index takes
+        slow = bundled.search(query, k=5)
+    assert [s.id for s in fast.skills] == [s.id for s in slow.skills]
+    assert any(s.patterns for s in fast.skills)
+    for a, b in zip(fast.skills, slow.skills, strict=True):
+        assert [(p.field, p.name) for p in a.patterns] == [(p.field, p.name) for p in b.patterns]
+        assert [p.score for p in a.patterns] == pytest.approx([p.score for p in b.patterns],
+                                                              abs=1e-5)
+
+
+def test_inner_products_equal_numpy():
+    import numpy as np
+
+    from retriever.search import inner_products
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((1000, 384)).astype(np.float32)
+    query = rng.standard_normal(384).astype(np.float32)
+    assert inner_products(vectors, query) == pytest.approx(vectors @ query, abs=1e-4)
+    # a view that is not C-contiguous takes numpy's path and still answers
+    strided = vectors[::2]
+    assert inner_products(strided, query) == pytest.approx(strided @ query, abs=1e-4)
+    # long enough to be split across threads: every slice lands in its place
+    tall = rng.standard_normal((10_001, 384)).astype(np.float32)
+    assert inner_products(tall, query) == pytest.approx(tall @ query, abs=1e-3)
