@@ -79,7 +79,8 @@ def heavy_modules(code: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def query_latencies(retriever, queries: list[str]) -> dict[str, float]:
+def query_times(retriever, queries: list[str]) -> list[float]:
+    """Seconds per ``search(q, k=10)``, after five unmeasured warm-up queries."""
     for q in queries[:5]:
         retriever.search(q, k=10)
     times = []
@@ -87,7 +88,17 @@ def query_latencies(retriever, queries: list[str]) -> dict[str, float]:
         t = time.perf_counter()
         retriever.search(q, k=10)
         times.append(time.perf_counter() - t)
-    return stats(times)
+    return times
+
+
+def query_latencies(retriever, queries: list[str]) -> dict[str, float]:
+    return stats(query_times(retriever, queries))
+
+
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    print(f"wrote {path}")
 
 
 def dev_queries(limit: int | None = None) -> list[str]:

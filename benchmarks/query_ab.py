@@ -1,0 +1,102 @@
+"""Query latency of two source trees, interleaved: is a change to the query path faster?
+
+Run from the repository root, with the older code checked out beside it::
+
+    git worktree add /tmp/base 226aba9           # the commit to compare against
+    python -m benchmarks.query_ab --base /tmp/base # this tree is the "new" side
+
+This machine's timings drift by 20-40% from one minute to the next, so two benchmark runs
+minutes apart cannot tell a 10% change from the weather. Here each side runs in its own
+fresh process (nothing of the other side loaded), on the same index and the same dev
+queries, and the sides alternate for ``--rounds`` rounds; medians and p99 are over every
+query of every round. Both trees must read the index format of the one given (default: the
+corpus's usual index, opened by this tree).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.speed import REPO, SHARED, stats, write_report  # noqa: E402
+
+# One side's measurement, run as ``python -c`` in a fresh process with the tree first on
+# sys.path. It prints the per-query seconds as one JSON line.
+_SIDE = r"""
+import importlib.util, json, sys
+tree, repo, corpus, index, queries = sys.argv[1:6]
+# the measuring loop of speed.py in this repository, loaded by path: the other tree has a
+# benchmarks package of its own
+spec = importlib.util.spec_from_file_location("speed_bench", f"{repo}/benchmarks/speed.py")
+speed = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(speed)
+sys.path.insert(0, tree)
+import retriever
+if not retriever.__file__.startswith(tree):
+    raise SystemExit(f"imported retriever from {retriever.__file__}, not from {tree}")
+from retriever import SkillRetriever
+qs = [json.loads(line)["query"] for line in open(queries) if line.strip()]
+r = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
+print(json.dumps(speed.query_times(r, qs)))
+"""
+
+
+def run_side(tree: Path, corpus: Path, index: Path, queries: Path) -> list[float]:
+    done = subprocess.run(
+        [sys.executable, "-c", _SIDE, str(tree), str(REPO), str(corpus), str(index),
+         str(queries)],
+        capture_output=True, text=True, cwd="/")
+    if done.returncode != 0:
+        raise SystemExit(f"query_ab: the side {tree} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--base", type=Path, required=True, help="the older source tree")
+    p.add_argument("--new", type=Path, default=REPO, help="the newer tree (default: this one)")
+    p.add_argument("--skills", type=Path, default=SHARED / "corpora" / "spawner-skills")
+    p.add_argument("--queries", type=Path, default=SHARED / "eval" / "dev-queries.jsonl")
+    p.add_argument("--index", type=Path, default=None)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/query-ab.json")
+    args = p.parse_args(argv)
+    for path, what in ((args.skills, "skills corpus"), (args.queries, "query file")):
+        if not path.exists():
+            print(f"query_ab: {what} not found at {path} (needs ../shared)", file=sys.stderr)
+            return 2
+    for tree in (args.base, args.new):
+        if not (tree / "retriever" / "__init__.py").is_file():
+            print(f"query_ab: {tree} is not a skill-retriever source tree", file=sys.stderr)
+            return 2
+    if args.index is None:
+        from retriever import SkillRetriever
+
+        args.index = SkillRetriever.open(args.skills).index_dir
+
+    sides = {"base": args.base.resolve(), "new": args.new.resolve()}
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    for round_no in range(args.rounds):
+        for name, tree in sides.items():
+            seconds = run_side(tree, args.skills, args.index, args.queries)
+            samples[name] += seconds
+            s = stats(seconds)
+            print(f"round {round_no + 1} {name:<5} median {s['median'] * 1e3:6.2f} ms   "
+                  f"p99 {s['p99'] * 1e3:6.2f} ms", flush=True)
+    report = {name: {"tree": str(tree), **stats(samples[name])} for name, tree in sides.items()}
+    for name in sides:
+        r = report[name]
+        print(f"all   {name:<5} median {r['median'] * 1e3:6.2f} ms   p99 {r['p99'] * 1e3:6.2f} ms"
+              f"   ({r['runs']} queries, {r['tree']})")
+    write_report(args.json_out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Where a query's time goes: the API query path split into its steps.
+
+Run from the repository root::
+
+    python -m benchmarks.query_profile                 # the 580 dev queries
+    python -m benchmarks.query_ab --base ../old-tree   # old vs new code, interleaved
+
+Times each dev query through ``SkillRetriever.search`` on the ONNX fast path and, inside
+the same calls, the query embedding (tokenisation + the model's forward pass) and the exact
+scan of every document vector; the rest (BM25, trigger matching, partial sort, ranking,
+handoffs, explanations) is the difference per query. The forward pass is also timed back to
+back (all queries in a row, nothing between them), which shows what the rest of the query
+path costs it in caches and thread wake-ups. Medians and p99 in milliseconds, and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.speed import REPO, SHARED, dev_queries, stats, write_report  # noqa: E402
+
+
+class StepTimer:
+    """Wraps a callable and records how long each call took."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.seconds: list[float] = []
+
+    def __call__(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.seconds.append(time.perf_counter() - start)
+
+
+def profile(corpus: Path, index: Path | None, warmup: int = 5) -> dict:
+    from retriever import SkillRetriever
+    from retriever import search as search_module
+
+    queries = dev_queries()
+    retriever = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
+    searcher = retriever._searcher  # the benchmark looks inside on purpose
+    embedder = searcher.embedder
+    if not hasattr(embedder, "encode_query"):
+        raise SystemExit("query_profile: the ONNX fast path is not in use here "
+                         f"({type(embedder).__name__}); nothing to profile")
+
+    for q in queries[:warmup]:
+        retriever.search(q, k=10)
+    embed = StepTimer(searcher._embed)
+    scan = StepTimer(search_module.inner_products)
+    searcher._embed = embed
+    search_module.inner_products = scan
+    total = []
+    try:
+        for q in queries:
+            start = time.perf_counter()
+            retriever.search(q, k=10)
+            total.append(time.perf_counter() - start)
+    finally:
+        del searcher._embed
+        search_module.inner_products = scan.fn
+    if len(scan.seconds) != len(queries):
+        raise SystemExit("query_profile: the index is not an exact one, no full scan to time")
+
+    back_to_back = []
+    for q in queries:
+        start = time.perf_counter()
+        embedder.encode_query(q)
+        back_to_back.append(time.perf_counter() - start)
+
+    e, s, t = (np.array(x) for x in (embed.seconds, scan.seconds, total))
+    tokens = [embedder.count_tokens(q) + 2 for q in queries]  # + [CLS] and [SEP]
+    return {
+        "queries": len(queries),
+        "tokens_median": float(np.median(tokens)),
+        "search_s": stats(total),
+        "embed_in_search_s": stats(embed.seconds),
+        "scan_in_search_s": stats(scan.seconds),
+        "rest_in_search_s": stats((t - e - s).tolist()),
+        "embed_back_to_back_s": stats(back_to_back),
+        "documents": int(searcher.index.ntotal),
+    }
+
+
+def print_report(r: dict) -> None:
+    def row(name: str, key: str) -> None:
+        s = r[key]
+        print(f"  {name:<44} median {s['median'] * 1e3:7.3f} ms   p99 {s['p99'] * 1e3:7.3f} ms")
+
+    print(f"Query path, {r['queries']} dev queries ({r['tokens_median']:.0f} tokens at the "
+          f"median), {r['documents']} documents")
+    row("whole search", "search_s")
+    row("  embedding (tokenise + forward pass)", "embed_in_search_s")
+    row("  exact scan of every vector", "scan_in_search_s")
+    row("  the rest (per query: whole - the two)", "rest_in_search_s")
+    row("embedding back to back, nothing between", "embed_back_to_back_s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--skills", type=Path, default=SHARED / "corpora" / "spawner-skills")
+    p.add_argument("--index", type=Path, default=None,
+                   help="an index folder (default: the corpus's usual index, built if needed)")
+    p.add_argument("--json-out", type=Path,
+                   default=REPO / "benchmarks/results/query-profile.json")
+    args = p.parse_args(argv)
+    if not args.skills.is_dir():
+        print(f"query_profile: skills corpus not found at {args.skills} (needs ../shared)",
+              file=sys.stderr)
+        return 2
+    if args.index is None:
+        from retriever import SkillRetriever
+
+        args.index = SkillRetriever.open(args.skills).index_dir
+    report = profile(args.skills, args.index)
+    print_report(report)
+    write_report(args.json_out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
