@@ -8,8 +8,9 @@ Run from the repository root, with the older code checked out beside it::
 This machine's timings drift by 20-40% from one minute to the next, so two benchmark runs
 minutes apart cannot tell a 10% change from the weather. Here each side runs in its own
 fresh process (nothing of the other side loaded), on the same index and the same dev
-queries, and the sides alternate for ``--rounds`` rounds; medians and p99 are over every
-query of every round. Both trees must read the index format of the one given (default: the
+queries, and the sides alternate for ``--rounds`` rounds (which goes first swaps each
+round); medians and p99 are over every query of every round, and each round's are kept in
+the JSON. Both trees must read the index format of the one given (default: the
 corpus's usual index, opened by this tree).
 """
 
@@ -37,8 +38,9 @@ spec = importlib.util.spec_from_file_location("speed_bench", f"{repo}/benchmarks
 speed = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(speed)
 sys.path.insert(0, tree)
+from pathlib import Path
 import retriever
-if not retriever.__file__.startswith(tree):
+if not Path(retriever.__file__).resolve().is_relative_to(tree):
     raise SystemExit(f"imported retriever from {retriever.__file__}, not from {tree}")
 from retriever import SkillRetriever
 qs = [json.loads(line)["query"] for line in open(queries) if line.strip()]
@@ -82,14 +84,19 @@ def main(argv: list[str] | None = None) -> int:
 
     sides = {"base": args.base.resolve(), "new": args.new.resolve()}
     samples: dict[str, list[float]] = {name: [] for name in sides}
+    rounds: list[dict] = []
     for round_no in range(args.rounds):
-        for name, tree in sides.items():
+        order = list(sides.items())
+        for name, tree in order if round_no % 2 == 0 else order[::-1]:  # neither always first
             seconds = run_side(tree, args.skills, args.index, args.queries)
             samples[name] += seconds
             s = stats(seconds)
+            rounds.append({"round": round_no + 1, "side": name, **s})
             print(f"round {round_no + 1} {name:<5} median {s['median'] * 1e3:6.2f} ms   "
                   f"p99 {s['p99'] * 1e3:6.2f} ms", flush=True)
-    report = {name: {"tree": str(tree), **stats(samples[name])} for name, tree in sides.items()}
+    report: dict = {name: {"tree": str(tree), **stats(samples[name])}
+                    for name, tree in sides.items()}
+    report["rounds"] = rounds
     for name in sides:
         r = report[name]
         print(f"all   {name:<5} median {r['median'] * 1e3:6.2f} ms   p99 {r['p99'] * 1e3:6.2f} ms"

@@ -3,7 +3,6 @@
 Run from the repository root::
 
     python -m benchmarks.query_profile                 # the 580 dev queries
-    python -m benchmarks.query_ab --base ../old-tree   # old vs new code, interleaved
 
 Times each dev query through ``SkillRetriever.search`` on the ONNX fast path and, inside
 the same calls, the query embedding (tokenisation + the model's forward pass) and the exact
@@ -43,17 +42,24 @@ class StepTimer:
             self.seconds.append(time.perf_counter() - start)
 
 
-def profile(corpus: Path, index: Path | None, warmup: int = 5) -> dict:
+def profile(corpus: Path, index: Path, warmup: int = 5) -> dict:
     from retriever import SkillRetriever
     from retriever import search as search_module
+    from retriever.errors import RetrieverError
 
     queries = dev_queries()
-    retriever = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
+    try:
+        retriever = SkillRetriever.open(corpus, index_dir=index, backend="onnx",
+                                        rebuild="never")
+    except RetrieverError as e:  # e.g. no ONNX model: nothing of the fast path to profile
+        raise SystemExit(f"query_profile: {e}") from None
     searcher = retriever._searcher  # the benchmark looks inside on purpose
     embedder = searcher.embedder
-    if not hasattr(embedder, "encode_query"):
-        raise SystemExit("query_profile: the ONNX fast path is not in use here "
-                         f"({type(embedder).__name__}); nothing to profile")
+    if searcher.vectors is None or searcher.config.candidates >= searcher.index.ntotal:
+        raise SystemExit("query_profile: this index is not searched by a full exact scan "
+                         f"({type(searcher.index).__name__}, {searcher.index.ntotal} "
+                         f"documents, {searcher.config.candidates} candidates); nothing to "
+                         "split into steps")
 
     for q in queries[:warmup]:
         retriever.search(q, k=10)
@@ -70,17 +76,16 @@ def profile(corpus: Path, index: Path | None, warmup: int = 5) -> dict:
     finally:
         del searcher._embed
         search_module.inner_products = scan.fn
-    if len(scan.seconds) != len(queries):
-        raise SystemExit("query_profile: the index is not an exact one, no full scan to time")
 
+    cleaned = [search_module.clean_query(q)[0] for q in queries]  # what search embeds
     back_to_back = []
-    for q in queries:
+    for q in cleaned:
         start = time.perf_counter()
         embedder.encode_query(q)
         back_to_back.append(time.perf_counter() - start)
 
     e, s, t = (np.array(x) for x in (embed.seconds, scan.seconds, total))
-    tokens = [embedder.count_tokens(q) + 2 for q in queries]  # + [CLS] and [SEP]
+    tokens = [embedder.count_tokens(q) + 2 for q in cleaned]  # + [CLS] and [SEP]
     return {
         "queries": len(queries),
         "tokens_median": float(np.median(tokens)),
@@ -115,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", type=Path,
                    default=REPO / "benchmarks/results/query-profile.json")
     args = p.parse_args(argv)
-    if not args.skills.is_dir():
-        print(f"query_profile: skills corpus not found at {args.skills} (needs ../shared)",
-              file=sys.stderr)
-        return 2
+    queries = SHARED / "eval" / "dev-queries.jsonl"  # what dev_queries() reads
+    for path, what in ((args.skills, "skills corpus"), (queries, "query file")):
+        if not path.exists():
+            print(f"query_profile: {what} not found at {path} (needs ../shared)",
+                  file=sys.stderr)
+            return 2
     if args.index is None:
         from retriever import SkillRetriever
 

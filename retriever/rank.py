@@ -185,7 +185,7 @@ def group_candidates(
     order = np.lexsort((-w, skills))  # by skill, best weighted first within a skill
     sorted_w = w[order]
     sorted_skills = skills[order]
-    new_skill = np.empty(len(order), dtype=bool)  # (np.r_ costs ~25 us a call)
+    new_skill = np.empty(len(order), dtype=bool)
     new_skill[0] = True
     np.not_equal(sorted_skills[1:], sorted_skills[:-1], out=new_skill[1:])
     starts = np.flatnonzero(new_skill)

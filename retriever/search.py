@@ -365,7 +365,7 @@ _scan_pool = None
 _scan_pool_lock = threading.Lock()
 
 
-@functools.cache  # os.cpu_count() costs ~30 us, a tenth of the rest of the scan set-up
+@functools.cache  # asked on every query; the answer never changes
 def _scan_workers() -> int:
     return max(0, min(os.cpu_count() or 1, 4) - 1)
 
