@@ -25,18 +25,26 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.speed import REPO, SHARED, stats, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BenchError,
+    default_queries,
+    default_skills,
+    fail,
+    require_data,
+)
+from benchmarks.speed import REPO, usual_index, write_report  # noqa: E402
+from benchmarks.timing import stats  # noqa: E402
 
 # One side's measurement, run as ``python -c`` in a fresh process with the tree first on
 # sys.path. It prints the per-query seconds as one JSON line.
 _SIDE = r"""
 import importlib.util, json, sys
 tree, repo, corpus, index, queries = sys.argv[1:6]
-# the measuring loop of speed.py in this repository, loaded by path: the other tree has a
-# benchmarks package of its own
-spec = importlib.util.spec_from_file_location("speed_bench", f"{repo}/benchmarks/speed.py")
-speed = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(speed)
+# this repository's measuring loop, loaded by path: importing the benchmarks package would
+# load this repository's retriever (and the other tree has a benchmarks package of its own)
+spec = importlib.util.spec_from_file_location("timing", f"{repo}/benchmarks/timing.py")
+timing = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(timing)
 sys.path.insert(0, tree)
 from pathlib import Path
 import retriever
@@ -45,7 +53,7 @@ if not Path(retriever.__file__).resolve().is_relative_to(tree):
 from retriever import SkillRetriever
 qs = [json.loads(line)["query"] for line in open(queries) if line.strip()]
 r = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
-print(json.dumps(speed.query_times(r, qs)))
+print(json.dumps(timing.query_times(r, qs)))
 """
 
 
@@ -63,24 +71,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base", type=Path, required=True, help="the older source tree")
     p.add_argument("--new", type=Path, default=REPO, help="the newer tree (default: this one)")
-    p.add_argument("--skills", type=Path, default=SHARED / "corpora" / "spawner-skills")
-    p.add_argument("--queries", type=Path, default=SHARED / "eval" / "dev-queries.jsonl")
+    p.add_argument("--skills", type=Path, default=default_skills())
+    p.add_argument("--queries", type=Path, default=default_queries())
     p.add_argument("--index", type=Path, default=None)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/query-ab.json")
     args = p.parse_args(argv)
-    for path, what in ((args.skills, "skills corpus"), (args.queries, "query file")):
-        if not path.exists():
-            print(f"query_ab: {what} not found at {path} (needs ../shared)", file=sys.stderr)
-            return 2
+    try:
+        require_data(args.skills, [args.queries])
+    except BenchError as e:
+        fail("query_ab", str(e))
     for tree in (args.base, args.new):
         if not (tree / "retriever" / "__init__.py").is_file():
-            print(f"query_ab: {tree} is not a skill-retriever source tree", file=sys.stderr)
-            return 2
-    if args.index is None:
-        from retriever import SkillRetriever
-
-        args.index = SkillRetriever.open(args.skills).index_dir
+            fail("query_ab", f"{tree} is not a skill-retriever source tree")
+    index = args.index or usual_index(args.skills)
 
     sides = {"base": args.base.resolve(), "new": args.new.resolve()}
     samples: dict[str, list[float]] = {name: [] for name in sides}
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     for round_no in range(args.rounds):
         order = list(sides.items())
         for name, tree in order if round_no % 2 == 0 else order[::-1]:  # neither always first
-            seconds = run_side(tree, args.skills, args.index, args.queries)
+            seconds = run_side(tree, args.skills, index, args.queries)
             samples[name] += seconds
             s = stats(seconds)
             rounds.append({"round": round_no + 1, "side": name, **s})

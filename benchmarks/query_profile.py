@@ -24,7 +24,15 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.speed import REPO, SHARED, dev_queries, stats, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BenchError,
+    default_queries,
+    default_skills,
+    fail,
+    require_data,
+)
+from benchmarks.speed import REPO, dev_queries, usual_index, write_report  # noqa: E402
+from benchmarks.timing import query_times, stats  # noqa: E402
 
 
 class StepTimer:
@@ -42,7 +50,7 @@ class StepTimer:
             self.seconds.append(time.perf_counter() - start)
 
 
-def profile(corpus: Path, index: Path, warmup: int = 5) -> dict:
+def profile(corpus: Path, index: Path) -> dict:
     from retriever import SkillRetriever
     from retriever import search as search_module
     from retriever.errors import RetrieverError
@@ -61,21 +69,16 @@ def profile(corpus: Path, index: Path, warmup: int = 5) -> dict:
                          f"documents, {searcher.config.candidates} candidates); nothing to "
                          "split into steps")
 
-    for q in queries[:warmup]:
-        retriever.search(q, k=10)
     embed = StepTimer(searcher._embed)
     scan = StepTimer(search_module.inner_products)
     searcher._embed = embed
     search_module.inner_products = scan
-    total = []
     try:
-        for q in queries:
-            start = time.perf_counter()
-            retriever.search(q, k=10)
-            total.append(time.perf_counter() - start)
+        total = query_times(retriever, queries)
     finally:
         del searcher._embed
         search_module.inner_products = scan.fn
+    n = len(queries)  # the timers also saw query_times' warm-up queries, first
 
     cleaned = [search_module.clean_query(q)[0] for q in queries]  # what search embeds
     back_to_back = []
@@ -84,14 +87,14 @@ def profile(corpus: Path, index: Path, warmup: int = 5) -> dict:
         embedder.encode_query(q)
         back_to_back.append(time.perf_counter() - start)
 
-    e, s, t = (np.array(x) for x in (embed.seconds, scan.seconds, total))
+    e, s, t = (np.array(x[-n:]) for x in (embed.seconds, scan.seconds, total))
     tokens = [embedder.count_tokens(q) + 2 for q in cleaned]  # + [CLS] and [SEP]
     return {
         "queries": len(queries),
         "tokens_median": float(np.median(tokens)),
         "search_s": stats(total),
-        "embed_in_search_s": stats(embed.seconds),
-        "scan_in_search_s": stats(scan.seconds),
+        "embed_in_search_s": stats(e.tolist()),
+        "scan_in_search_s": stats(s.tolist()),
         "rest_in_search_s": stats((t - e - s).tolist()),
         "embed_back_to_back_s": stats(back_to_back),
         "documents": int(searcher.index.ntotal),
@@ -114,23 +117,17 @@ def print_report(r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--skills", type=Path, default=SHARED / "corpora" / "spawner-skills")
+    p.add_argument("--skills", type=Path, default=default_skills())
     p.add_argument("--index", type=Path, default=None,
                    help="an index folder (default: the corpus's usual index, built if needed)")
     p.add_argument("--json-out", type=Path,
                    default=REPO / "benchmarks/results/query-profile.json")
     args = p.parse_args(argv)
-    queries = SHARED / "eval" / "dev-queries.jsonl"  # what dev_queries() reads
-    for path, what in ((args.skills, "skills corpus"), (queries, "query file")):
-        if not path.exists():
-            print(f"query_profile: {what} not found at {path} (needs ../shared)",
-                  file=sys.stderr)
-            return 2
-    if args.index is None:
-        from retriever import SkillRetriever
-
-        args.index = SkillRetriever.open(args.skills).index_dir
-    report = profile(args.skills, args.index)
+    try:
+        require_data(args.skills, [default_queries()])  # the file dev_queries() reads
+    except BenchError as e:
+        fail("query_profile", str(e))
+    report = profile(args.skills, args.index or usual_index(args.skills))
     print_report(report)
     write_report(args.json_out, report)
     return 0

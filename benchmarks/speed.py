@@ -25,6 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import BenchError, fail, require_data  # noqa: E402
+from benchmarks.timing import query_times, stats  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SKILL_RETRIEVER_SHARED", REPO.parent / "shared"))
 QUERY = "my webhook handler processes the same event twice"
@@ -32,12 +38,6 @@ HEAVY = ("torch", "sentence_transformers", "faiss", "transformers")
 
 
 # -- measuring ------------------------------------------------------------------------------
-
-def stats(samples: list[float]) -> dict[str, float]:
-    a = np.asarray(samples, dtype=float)
-    return {"median": float(np.median(a)), "p99": float(np.percentile(a, 99)),
-            "min": float(a.min()), "runs": len(a)}
-
 
 def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """Wall time of a fresh process, and its peak resident memory in KB.
@@ -79,20 +79,16 @@ def heavy_modules(code: str) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def query_times(retriever, queries: list[str]) -> list[float]:
-    """Seconds per ``search(q, k=10)``, after five unmeasured warm-up queries."""
-    for q in queries[:5]:
-        retriever.search(q, k=10)
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        retriever.search(q, k=10)
-        times.append(time.perf_counter() - t)
-    return times
-
-
 def query_latencies(retriever, queries: list[str]) -> dict[str, float]:
     return stats(query_times(retriever, queries))
+
+
+def usual_index(skills: Path) -> Path:
+    """The corpus's own index folder (the one ``retrieve search --skills`` uses), built if
+    needed."""
+    from retriever import SkillRetriever
+
+    return SkillRetriever.open(skills).index_dir
 
 
 def write_report(path: Path, report: dict) -> None:
@@ -374,15 +370,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --scale, skip the both-corpora build (about 10 minutes)")
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/speed.json")
     args = p.parse_args(argv)
-    if not args.skills.is_dir():
-        print(f"speed: skills corpus not found at {args.skills} (needs ../shared)",
-              file=sys.stderr)
-        return 2
+    try:
+        require_data(args.skills, [SHARED / "eval" / "dev-queries.jsonl"])
+    except BenchError as e:
+        fail("speed", str(e))
 
     os.chdir(REPO)
     report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                     "corpus": str(args.skills)}
-    from retriever import SkillRetriever
 
     def save() -> None:  # after every section: a crash late on keeps what was measured
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -392,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="speed-") as tmp:
             work = Path(tmp)
             if args.skip_builds:  # the corpus's usual index, built if needed
-                index = SkillRetriever.open(args.skills).index_dir
+                index = usual_index(args.skills)
             else:
                 report["builds"] = bench_builds(args.skills, work, args.edits)
                 index = work / "full"

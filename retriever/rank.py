@@ -185,11 +185,8 @@ def group_candidates(
     order = np.lexsort((-w, skills))  # by skill, best weighted first within a skill
     sorted_w = w[order]
     sorted_skills = skills[order]
-    new_skill = np.empty(len(order), dtype=bool)
-    new_skill[0] = True
-    np.not_equal(sorted_skills[1:], sorted_skills[:-1], out=new_skill[1:])
-    starts = np.flatnonzero(new_skill)
-    sizes = np.diff(starts, append=len(order))
+    starts = np.flatnonzero(np.r_[True, sorted_skills[1:] != sorted_skills[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
     best = sorted_w[starts]
     group_skills = sorted_skills[starts]
     if config.aggregation == "softmax":
