@@ -28,11 +28,12 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import BenchError, fail, require_data  # noqa: E402
+from benchmarks.common import BenchError, fail, require_data, shared_dir  # noqa: E402
 from benchmarks.timing import query_times, stats  # noqa: E402
 
+SHARED = shared_dir()  # $SKILL_RETRIEVER_SHARED or ../shared
+
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SKILL_RETRIEVER_SHARED", REPO.parent / "shared"))
 QUERY = "my webhook handler processes the same event twice"
 HEAVY = ("torch", "sentence_transformers", "faiss", "transformers")
 
