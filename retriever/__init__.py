@@ -14,6 +14,7 @@ import logging
 from retriever.api import SkillRetriever
 from retriever.errors import (
     IndexError_,
+    IndexWriteError,
     QueryError,
     RetrieverError,
     SkillLoadError,
@@ -29,6 +30,7 @@ __all__ = [
     "Handoff",
     "HandoffRule",
     "IndexError_",
+    "IndexWriteError",
     "LoadProblem",
     "LoadReport",
     "Match",

@@ -10,7 +10,13 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retriever.errors import IndexError_, SkillLoadError, StaleIndexError, UnknownSkillError
+from retriever.errors import (
+    IndexError_,
+    IndexWriteError,
+    SkillLoadError,
+    StaleIndexError,
+    UnknownSkillError,
+)
 from retriever.rank import ScoringConfig
 from retriever.results import SearchResult
 from retriever.skill import LoadProblem, Skill
@@ -90,7 +96,6 @@ class SkillRetriever:
         from retriever.load.collection import corpus_fingerprint
         from retriever.load.discover import discover
         from retriever.paths import default_index_dir
-        from retriever.store import build_lock, load_index, read_manifest
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
@@ -98,18 +103,43 @@ class SkillRetriever:
         embedder = embedder or make_embedder(model, backend)
         folder = Path(index_dir).expanduser() if index_dir else default_index_dir(
             roots, embedder.model_id)
+        if folder.exists() and not folder.is_dir():
+            raise IndexError_(f"index folder {folder} is a file, not a folder: pass --index a "
+                              "folder (it is created if missing)")
         if progress is None:
             progress = sys.stderr.isatty()
 
+        # Every module the query path needs is imported here, on this thread, before the
+        # warm-up thread starts: two threads importing numpy at once (onnxruntime's import in
+        # one, FAISS's in the other) can leave numpy half-initialised and kill the process.
+        _import_native_modules()
         # Loading the model's runtime overlaps with reading the index: both are mostly
         # native code that releases the GIL, and this machine has more than one core.
         warm = getattr(embedder, "warm", None)
         warming = None
         if warm is not None:
-            warming = threading.Thread(target=warm, name="embedder-warm", daemon=True)
+            warming = threading.Thread(target=warm, name="embedder-warm")
             warming.start()
+        try:
+            stored, reason = cls._open_or_build(folder, roots, discover(roots), embedder,
+                                                rebuild, progress, corpus_fingerprint)
+            from retriever.search import Searcher
 
-        sources = discover(roots)
+            searcher = Searcher(stored, embedder, config or ScoringConfig())
+        finally:
+            # Joined on every path, errors included: a process that exits while this thread
+            # is inside onnxruntime aborts ("terminate called without an active exception").
+            if warming is not None:
+                warming.join()
+        return cls(searcher, stored, folder, reason)
+
+    @classmethod
+    def _open_or_build(cls, folder, roots, sources, embedder, rebuild, progress,
+                       corpus_fingerprint) -> tuple[StoredIndex, str | None]:
+        """The index in ``folder``, built first when ``rebuild`` and its state call for it;
+        and why it was built (``None``: it was up to date)."""
+        from retriever.store import build_lock, load_index, read_manifest
+
         fingerprint = corpus_fingerprint(sources)
 
         def why_rebuild() -> str | None:
@@ -127,42 +157,39 @@ class SkillRetriever:
             return None
 
         reason = "rebuild asked for" if rebuild == "always" else why_rebuild()
-        stored = None
         if reason is None:
             try:
-                stored = load_index(folder)
+                return load_index(folder), None
             except IndexError_ as e:
                 reason = str(e)
-        if reason is not None:
-            if rebuild == "never":
-                raise StaleIndexError(
-                    f"index {folder} cannot be used: {reason}. Build it with `retrieve index`"
-                    " (or allow rebuilding)")
+        if rebuild == "never":
+            raise StaleIndexError(
+                f"index {folder} cannot be used: {reason}. Build it with `retrieve index`"
+                " (or allow rebuilding)")
+        try:
             with build_lock(folder):
-                stored = None
                 if rebuild != "always" and why_rebuild() is None:
                     try:  # another process built it while we waited for the lock
-                        stored, reason = load_index(folder), None
+                        return load_index(folder), None
                     except IndexError_:
                         pass
-                if stored is None:
-                    log.info("building index %s (%s)", folder, reason)
-                    cls._build(folder, roots, sources, fingerprint, embedder, progress)
-                    stored = load_index(folder)
-        from retriever.search import Searcher
-
-        searcher = Searcher(stored, embedder, config or ScoringConfig())
-        if warming is not None:
-            warming.join()
-        return cls(searcher, stored, folder, reason)
+                log.info("building index %s (%s)", folder, reason)
+                cls._build(folder, roots, sources, fingerprint, embedder, progress)
+                return load_index(folder), reason
+        except IndexWriteError as e:
+            raise StaleIndexError(
+                f"index {folder} needs a rebuild ({reason}) but cannot be rebuilt there: {e}. "
+                "Rebuild it where the folder is writable (`retrieve index --skills ... --index "
+                f"{folder}`), or pass --index a writable folder") from e
 
     @staticmethod
     def _build(folder, roots, sources, fingerprint, embedder, progress) -> None:
         from retriever import __version__
         from retriever.indexer import build_index
         from retriever.load.collection import load_sources
-        from retriever.store import load_index, save_index
+        from retriever.store import load_index, remove_leftovers, save_index
 
+        remove_leftovers(folder)
         report = load_sources(sources, tuple(str(r) for r in roots))
         if not report.skills:
             where = ", ".join(str(r) for r in roots)
@@ -231,9 +258,25 @@ class SkillRetriever:
                              budget=6000 if max_chars is None else max_chars)
 
 
+def _import_native_modules() -> None:
+    """Import, on the calling thread, the native modules that opening and searching use."""
+    import faiss  # noqa: F401
+    import numpy  # noqa: F401
+    import Stemmer  # noqa: F401
+
+    try:  # the fast embedding path; absent only in unusual installs
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:
+        pass
+
+
 def unknown_skill_message(skill_id: str, known: dict[str, Skill] | Sequence[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(skill_id, list(known), n=3)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"unknown skill id '{skill_id}'{hint}"
+    # shown escaped where it is not text (a lone surrogate from a bad byte): the message
+    # must be writable to any UTF-8 stream, a JSON-RPC reply included
+    shown = skill_id.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"unknown skill id '{shown}'{hint}"

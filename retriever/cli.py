@@ -13,8 +13,38 @@ import sys
 from collections.abc import Sequence
 
 from retriever.errors import RetrieverError
+from retriever.terminal import safe
 
 EXIT_USER_ERROR = 2
+
+
+class UsageError(Exception):
+    """Options that make no sense together; reported like argparse's own errors."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line (and a "did you mean" for a command)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        if "invalid choice" in message and self.prog == "retrieve":
+            import difflib
+            import re
+
+            m = re.search(r"invalid choice: '([^']*)'", message)
+            close = difflib.get_close_matches(m.group(1), list(COMMANDS), n=1) if m else []
+            if close:
+                message = f"unknown command '{m.group(1)}'; did you mean '{close[0]}'?"
+        self.exit(EXIT_USER_ERROR, f"retrieve: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not '{value}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
@@ -35,24 +65,26 @@ def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="retrieve",
         description="Find the right agent skills for a task: ranked skills, their patterns, "
                     "and handoffs.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="only errors on stderr")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("search", help="rank skills and patterns for a task")
     p.add_argument("query", help="the task, in words")
-    p.add_argument("-k", type=int, default=5, help="how many skills (default 5)")
-    p.add_argument("--json", action="store_true", help="JSON output (see README)")
-    p.add_argument("--markdown", action="store_true",
-                   help="prompt-ready Markdown of the results")
-    p.add_argument("--max-chars", type=int, default=None,
-                   help="budget for --markdown in characters (default 6000)")
-    p.add_argument("--max-tokens", type=int, default=None,
-                   help="budget for --markdown in the model's tokens")
+    p.add_argument("-k", type=_positive, default=5, help="how many skills (default 5)")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="JSON output (see README)")
+    output.add_argument("--markdown", action="store_true",
+                        help="prompt-ready Markdown of the results")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--max-chars", type=_positive, default=None,
+                        help="budget for --markdown in characters (default 6000)")
+    budget.add_argument("--max-tokens", type=_positive, default=None,
+                        help="budget for --markdown in the model's tokens")
     _common(p)
 
     p = sub.add_parser("index", help="build or refresh the index; print counts and problems")
@@ -71,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='one {"id", "query", "relevant": [ids], "source"} per line')
     p.add_argument("--json", action="store_true", help="metrics as JSON")
     p.add_argument("--run-out", metavar="FILE", help="write {query_id: [skill ids]} here")
-    p.add_argument("-k", type=int, default=10, help="ranked skills kept per query (default 10)")
+    p.add_argument("-k", type=_positive, default=10,
+                   help="ranked skills kept per query (default 10)")
     _common(p)
     p = sub.add_parser("lint", help="check a collection for skill authors; exit 1 on findings")
     p.add_argument("--json", action="store_true", help="findings as JSON, for CI")
@@ -109,21 +142,44 @@ def _open(args: argparse.Namespace, *, rebuild: str | None = None):
     )
 
 
-def _load_skills(args: argparse.Namespace):
-    """The collection of ``--skills`` (or the default roots), read from the files, no index."""
+def _load_skills(args: argparse.Namespace, *, require: bool = False):
+    """The collection of ``--skills`` (or the default roots), read from the files, no index.
+
+    ``require``: a collection with no skills is a user error (``SkillLoadError``).
+    """
     from retriever.api import _roots
+    from retriever.errors import SkillLoadError
     from retriever.load import load_collection
 
-    return load_collection(_roots(args.skills))
+    roots = _roots(args.skills)
+    report = load_collection(roots)
+    if require and not report.skills:
+        raise SkillLoadError(f"no skills found under {', '.join(map(str, roots))}: expected "
+                             "<dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md")
+    return report
+
+
+def _say_skipped(retriever) -> None:
+    """One line on stderr when some skill files could not be loaded (so are not searched)."""
+    skipped = sum(p.skipped for p in retriever.problems)
+    if skipped:
+        files = "file" if skipped == 1 else "files"
+        logging.getLogger("retriever.cli").warning(
+            "%d skill %s could not be loaded and %s left out; `retrieve index` lists why",
+            skipped, files, "is" if skipped == 1 else "are")
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    if (args.max_chars or args.max_tokens) and not args.markdown:
+        raise UsageError("--max-chars and --max-tokens go with --markdown")
     retriever = _open(args)
+    _say_skipped(retriever)
     result = retriever.search(args.query, k=args.k)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif args.markdown:
-        print(retriever.render_markdown(result, args.max_chars, max_tokens=args.max_tokens))
+        print(safe(retriever.render_markdown(result, args.max_chars,
+                                             max_tokens=args.max_tokens)))
     else:
         from retriever.terminal import format_result
 
@@ -147,7 +203,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     print(f"{len(retriever.skills)} skills, {retriever.document_count} documents, "
           f"{len(problems)} problems, model {retriever.manifest.get('model')}")
     for p in problems:
-        print(f"  problem: {p['path']}: {p['reason']}")
+        print(safe(f"  problem: {p['path']}: {p['reason']}"))
     return 0
 
 
@@ -155,7 +211,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     from retriever.api import unknown_skill_message
     from retriever.errors import UnknownSkillError
 
-    report = _load_skills(args)
+    report = _load_skills(args, require=True)
     skill = report.by_id().get(args.skill_id)
     if skill is None:
         raise UnknownSkillError(unknown_skill_message(args.skill_id, report.by_id()))
@@ -211,9 +267,15 @@ def _cmd_lint(args: argparse.Namespace) -> int:
                           "findings": [f.to_dict() for f in findings]}, indent=2))
     else:
         for f in findings:
-            print(f"{f.severity}: {f.check}: {f.skill_id or '-'}: {f.message}  [{f.path}]")
-        print(f"{len(report.skills)} skills: {errors} errors, {len(findings) - errors} warnings")
+            print(safe(f"{f.severity}: {f.check}: {f.skill_id or '-'}: {f.message}  [{f.path}]"))
+        warnings = len(findings) - errors
+        print(f"{_count(len(report.skills), 'skill')}: {_count(errors, 'error')}, "
+              f"{_count(warnings, 'warning')}")
     return 1 if findings else 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _progress_bar(total: int, desc: str, quiet: bool):
@@ -297,8 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         handlers=[handler])
     try:
         return COMMANDS[args.command](args)
-    except RetrieverError as e:
-        print(f"retrieve: error: {e}", file=sys.stderr)
+    except (RetrieverError, UsageError) as e:
+        print(safe(f"retrieve: error: {e}"), file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

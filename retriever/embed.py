@@ -65,7 +65,35 @@ def resolve_model(model: str | None) -> tuple[str, str]:
     if path.exists():
         resolved = str(path.resolve())
         return resolved, resolved
-    return model, model
+    return model, cached_model_path(model)
+
+
+def cached_model_path(name: str) -> str:
+    """The local folder of a model named on the Hugging Face hub, from the cache.
+
+    Nothing is downloaded: this machine (like most that run agents offline) has no network,
+    and the hub client would spend minutes in retries before failing. A name that is not in
+    the cache is a ``ModelError`` at once. ``HF_HUB_OFFLINE=0`` in the environment allows
+    the download instead.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("0", "false", "no"):
+        return name  # downloading was asked for: sentence-transformers fetches it
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover - a dependency of sentence-transformers
+        return name
+    candidates = [name] if "/" in name else [name, f"sentence-transformers/{name}"]
+    for repo_id in candidates:
+        try:
+            return snapshot_download(repo_id, local_files_only=True)
+        except (LocalEntryNotFoundError, ValueError, OSError):
+            continue
+    raise ModelError(
+        f"model '{name}' is neither a folder nor in the Hugging Face cache, and nothing is "
+        "downloaded at run time: pass a local model folder, or fetch it once where there is "
+        f"a network (`huggingface-cli download {candidates[-1]}`; HF_HUB_OFFLINE=0 lets this "
+        "command download it)")
 
 
 class SentenceTransformerEmbedder:
@@ -161,10 +189,14 @@ class _ExportingEmbedder:
         from retriever.onnx_backend import MIN_COSINE, OnnxEmbedder, check_export, export_model
 
         slow = SentenceTransformerEmbedder(self._model)
+        exported = (self._folder / "export.json").is_file()
+        # Outside the fallback below: a model that does not load at all is one error,
+        # reported once, not again by a fallback that would fail the same way.
+        model = None if exported else slow._get()
         try:
-            if not (self._folder / "export.json").is_file():
+            if model is not None:
                 log.info("exporting %s to ONNX for fast queries (once per model)", self.model_id)
-                export_model(slow._get(), self._folder)
+                export_model(model, self._folder)
             fast = OnnxEmbedder(self._folder, self.model_id)
             cosine = check_export(fast, slow)
             if cosine < MIN_COSINE:

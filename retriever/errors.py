@@ -20,6 +20,10 @@ class IndexError_(RetrieverError):  # noqa: N801 - trailing underscore avoids th
     """A saved index is missing, damaged, or of an unknown format."""
 
 
+class IndexWriteError(IndexError_):
+    """An index cannot be written where it lives (read-only or immutable folder, disk full)."""
+
+
 class StaleIndexError(IndexError_):
     """A saved index was built from another corpus or model than the one asked for."""
 

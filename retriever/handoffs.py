@@ -13,25 +13,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retriever.keywords import words
+from retriever.keywords import too_long, words
 from retriever.skill import HandoffRule
 
 MAX_KEYWORD_WORDS = 3
-_OR = re.compile(r"\s*\|\s*|\s+or\s+|\s*,\s*|\s*/\s*", re.I)
+_OR = re.compile(r" ?\| ?| or | ?, ?| ?/ ?", re.I)
 
 
 def rule_phrases(trigger: str) -> tuple[str, ...]:
-    """The keyword phrases of a trigger, or ``()`` when it is a natural-language condition."""
-    text = trigger.strip()
+    """The keyword phrases of a trigger, or ``()`` when it is a natural-language condition.
+
+    Phrases longer than keyword matching reads (``keywords.MAX_PHRASE_WORDS``) are left out
+    (the loader reports them, see ``long_phrases``).
+    """
+    return tuple(p for p in _alternatives(trigger) if not too_long(p))
+
+
+def long_phrases(trigger: str) -> list[str]:
+    """The phrases of a keyword rule too long to be matched as keywords."""
+    return [p for p in _alternatives(trigger) if too_long(p)]
+
+
+def _alternatives(trigger: str) -> list[str]:
+    # White space is folded first: the splitting pattern's ``\s*`` around a separator would
+    # otherwise retry a long run of spaces at every position (quadratic in its length).
+    text = " ".join(trigger.split())
     if not text:
-        return ()
+        return []
     if "|" in text:
-        parts = [p for p in re.split(r"\s*\|\s*", text) if words(p)]
-        return tuple(parts)
+        return [p for p in re.split(r" ?\| ?", text) if words(p)]
     parts = [p for p in _OR.split(text) if words(p)]
     if parts and all(len(words(p)) <= MAX_KEYWORD_WORDS for p in parts):
-        return tuple(parts)
-    return ()
+        return parts
+    return []
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ Punctuation between words does not matter ("cache-control" matches "Cache Contro
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Iterator
 
 _WORD = re.compile(r"[^\W_]+(?:[+#]+)?")
 
@@ -20,34 +19,61 @@ def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text.lower()))
 
 
+def word_spans(text: str) -> Iterator[re.Match[str]]:
+    """Where each word of ``text`` stands (as ``words`` reads them, before lower-casing)."""
+    return _WORD.finditer(text)
+
+
+# Longer phrases are not matched as keywords (the loader reports them; they are still
+# embedded): the longest trigger or rule phrase of the real collections has 7 words, and the
+# cap keeps a query's matching linear in its length whatever a collection holds.
+MAX_PHRASE_WORDS = 12
+
+
 class PhraseMatcher:
     """Finds which of many phrases occur in a text, in time linear in the text's length.
 
     Each phrase carries a key (e.g. ``(skill_id, trigger_index)``); ``find`` returns the keys
-    of the phrases found. Phrases are looked up by their word tuples, so no regex per phrase
-    is run per query.
+    of the phrases found. Phrases sit in a trie of words: from each word of the text the
+    walk goes at most ``MAX_PHRASE_WORDS`` words deep, so a query costs at most that many
+    dictionary steps a word (phrases longer than that are left out).
     """
 
     def __init__(self, phrases: Iterable[tuple[str, Hashable]]) -> None:
-        self._keys: dict[tuple[str, ...], list[Hashable]] = defaultdict(list)
+        # a node: {word: child node}; the keys of the phrases ending at a node sit under
+        # the key ``None``
+        self._root: dict = {}
         for phrase, key in phrases:
             w = words(phrase)
-            if w:
-                self._keys[w].append(key)
-        self._max_len = max((len(w) for w in self._keys), default=0)
+            if not w or len(w) > MAX_PHRASE_WORDS:
+                continue
+            node = self._root
+            for word in w:
+                node = node.setdefault(word, {})
+            node.setdefault(None, []).append(key)
 
     def find(self, text: str) -> dict[Hashable, tuple[str, ...]]:
-        """``{key: matched words}`` for every phrase that stands in ``text`` as whole words."""
+        """``{key: matched words}`` for every phrase that stands in ``text`` as whole words.
+
+        A key with several phrases in the text gets its shortest one, the first of equals.
+        """
         w = words(text)
-        found: dict[Hashable, tuple[str, ...]] = {}
-        for n in range(1, min(self._max_len, len(w)) + 1):
-            for i in range(len(w) - n + 1):
-                gram = w[i:i + n]
-                for key in self._keys.get(gram, ()):
-                    found.setdefault(key, gram)
-        return found
+        best: dict[Hashable, tuple[int, int]] = {}  # key -> (words, start) of its match
+        for start in range(len(w)):
+            node = self._root
+            for end in range(start, min(len(w), start + MAX_PHRASE_WORDS)):
+                node = node.get(w[end])
+                if node is None:
+                    break
+                n = end - start + 1
+                for key in node.get(None, ()):
+                    if key not in best or (n, start) < best[key]:
+                        best[key] = (n, start)
+        # in the order of the match's length, then place (the order callers list them in)
+        order = sorted(best.items(), key=lambda item: item[1])
+        return {key: w[start:start + n] for key, (n, start) in order}
 
 
-def contains_phrase(text: str, phrase: str) -> bool:
-    """Whether ``phrase`` stands in ``text`` as whole words (see module docstring)."""
-    return bool(PhraseMatcher([(phrase, 0)]).find(text))
+def too_long(phrase: str) -> bool:
+    """Whether ``phrase`` has more words than keyword matching reads."""
+    return len(words(phrase)) > MAX_PHRASE_WORDS

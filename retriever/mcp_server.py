@@ -7,7 +7,10 @@ answered with a JSON-RPC "invalid params" error; the server keeps serving.
 
 from __future__ import annotations
 
+import io
 import logging
+import re
+import sys
 from typing import Any
 
 from retriever.api import SkillRetriever
@@ -37,6 +40,13 @@ def _invalid(message: str) -> Exception:
     return MCPError(INVALID_PARAMS, message)
 
 
+def _text(value: str) -> str:
+    """``value`` with lone surrogates (JSON's "\\ud800" escapes decode to them) replaced:
+    an error message that echoed one could not be written as UTF-8, and the reply would
+    never reach the client."""
+    return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
+
+
 def compact_result(result) -> dict[str, Any]:
     """The search result in a compact form for an agent's context."""
     skills = []
@@ -52,14 +62,14 @@ def compact_result(result) -> dict[str, Any]:
             "patterns": [{"name": p.name, "kind": p.kind, "score": round(p.score, 3)}
                          for p in s.patterns],
         })
-    out: dict[str, Any] = {
-        "query": result.query,
-        "skills": skills,
-        "handoffs": [{"from": h.from_skill, "to": h.to_skill, "reason": h.reason,
-                      "resolved": h.resolved} for h in result.handoffs],
-    }
+    handoffs = [{"from": h.from_skill, "to": h.to_skill, "reason": h.reason,
+                 "resolved": h.resolved} for h in result.handoffs]
     if result.no_match:
-        out["no_match"] = True  # the skills above are the nearest, not answers
+        # Said first, and the nearest skills kept apart from answers, so that an agent
+        # cannot take them for guidance that fits.
+        return {"query": result.query, "no_match": True, "skills": [], "handoffs": [],
+                "notes": list(result.notes), "nearest": [s["id"] for s in skills]}
+    out: dict[str, Any] = {"query": result.query, "skills": skills, "handoffs": handoffs}
     if result.notes:
         out["notes"] = list(result.notes)
     return out
@@ -92,13 +102,51 @@ def build_server(retriever: SkillRetriever):
     @server.tool(name="get_skill", description=GET_DESCRIPTION)
     def get_skill(id: str, sections: list[str] | None = None) -> str:  # noqa: A002 - MCP arg
         try:
-            return render_skill(retriever.skill(id), sections)
+            return render_skill(retriever.skill(_text(id)),
+                                [_text(s) for s in sections] if sections else None)
         except (RetrieverError, ValueError) as e:
             raise _invalid(str(e)) from e
 
     return server
 
 
+# In a JSON text: an escaped backslash (kept), a surrogate pair written as two escapes
+# (kept), or a lone surrogate escape (replaced by U+FFFD).
+_ESCAPES = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+                      rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _mend(match: re.Match[bytes]) -> bytes:
+    text = match.group(0)
+    return b"\\ufffd" if len(text) == 6 else text
+
+
+class _MendedLines(io.RawIOBase):
+    """Standard input with lone surrogate escapes (``"\\ud800"``) replaced in each line.
+
+    The SDK's JSON parser refuses them and drops the whole message, so a client that sent
+    one never got a reply; mended, the request is answered (its text cleaned like any
+    query).
+    """
+
+    def __init__(self, source: io.BufferedIOBase) -> None:
+        self._source = source
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if not self._pending:
+            self._pending = _ESCAPES.sub(_mend, self._source.readline())
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 def serve(retriever: SkillRetriever) -> None:
     """Serve over stdio until the client closes the connection."""
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(_MendedLines(sys.stdin.buffer)),
+                                 encoding="utf-8", errors="replace")
     build_server(retriever).run("stdio")

@@ -11,6 +11,25 @@ from typing import Any
 SEMANTIC = "semantic"
 KEYWORD = "keyword"
 HANDOFF = "handoff"
+# How the note that explains a no-match result begins (the terminal leads with it).
+NO_MATCH_NOTE = "no skill in the collection fits this query"
+# Scores are kept to this many decimals, as JSON shows them; thresholds are compared with
+# the kept value, so that no output shows a score on the other side of a decision.
+SCORE_DECIMALS = 4
+
+
+def kept(score: float) -> float:
+    """``score`` as results keep and show it."""
+    return round(score, SCORE_DECIMALS)
+
+
+def shown(score: float, decimals: int = 2) -> str:
+    """A kept score for people, cut (not rounded) to ``decimals``: 0.4199 reads "0.41",
+    under a 0.42 threshold it is under, never "0.42"."""
+    import math
+
+    step = 10 ** decimals
+    return f"{math.floor(kept(score) * step + 1e-9) / step:.{decimals}f}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from retriever.documents import ANTI_PATTERN, PATTERN, field_item
 from retriever.embed import Embedder
 from retriever.errors import QueryError
 from retriever.handoffs import CompiledRule, rule_phrases
-from retriever.keywords import PhraseMatcher, words
+from retriever.keywords import PhraseMatcher, word_spans
 from retriever.rank import (
     DocHit,
     Groups,
@@ -32,12 +32,15 @@ from retriever.rank import (
 from retriever.results import (
     HANDOFF,
     KEYWORD,
+    NO_MATCH_NOTE,
     SEMANTIC,
     Handoff,
     Match,
     PatternHit,
     SearchResult,
     SkillHit,
+    kept,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -46,29 +49,44 @@ if TYPE_CHECKING:
     from retriever.store import StoredIndex
 
 PATTERN_KINDS = (PATTERN, ANTI_PATTERN)
-# Queries are cut here before any work: far beyond what the model reads (256 tokens for the
-# default model), and it bounds the keyword matching of a pasted megabyte.
-MAX_QUERY_CHARS = 10_000
+# A query is cut to this many words (after cleaning): far beyond what the model reads (256
+# tokens for the default model), and it bounds the keyword matching of a pasted document.
+# Words, not characters: 10,000 emoji before "redis" must not cut "redis" away.
+MAX_QUERY_WORDS = 2_000
+# Characters kept before any other work, so that cleaning a pasted megabyte costs little.
+MAX_QUERY_CHARS = 100_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Lone surrogates: not Unicode text (a command line's undecodable byte becomes one); the
+# tokenizer refuses them and no UTF-8 stream can carry them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def clean_query(query: object) -> tuple[str, list[str]]:
-    """The query made safe to embed, and notes on what was changed.
+def clean_query(query: object) -> tuple[str, list[str], bool]:
+    """The query made safe to embed, notes on what was changed, and whether it was cut.
 
-    Control characters become spaces; a query of more than ``MAX_QUERY_CHARS`` is cut.
-    ``QueryError`` for a non-string or a query with no words.
+    Control characters and lone surrogates become spaces; then a query of more than
+    ``MAX_QUERY_WORDS`` words is cut after its last kept word. ``QueryError`` for a
+    non-string or a query with no words.
     """
     if not isinstance(query, str):
         raise QueryError(f"query must be a string, not {type(query).__name__}")
-    notes = []
+    notes, cut = [], False
     if len(query) > MAX_QUERY_CHARS:
         notes.append(f"the query was cut to its first {MAX_QUERY_CHARS:,} characters "
                      f"(of {len(query):,})")
-        query = query[:MAX_QUERY_CHARS]
+        query, cut = query[:MAX_QUERY_CHARS], True
+    if _SURROGATE.search(query):
+        notes.append("characters that are not valid Unicode were removed from the query")
+        query = _SURROGATE.sub(" ", query)
     query = " ".join(_CONTROL.sub(" ", query).split())
-    if not words(query):
+    spans = [m.end() for m in word_spans(query)]
+    if not spans:
         raise QueryError("query is empty: give some words describing the task")
-    return query, notes
+    if len(spans) > MAX_QUERY_WORDS:
+        notes.append(f"the query was cut to its first {MAX_QUERY_WORDS:,} words "
+                     f"(of {len(spans):,})")
+        query, cut = query[:spans[MAX_QUERY_WORDS - 1]], True
+    return query, notes, cut
 
 
 @dataclass(frozen=True)
@@ -141,16 +159,16 @@ class Searcher:
     # -- the query path ---------------------------------------------------------------------
 
     def search(self, query: str, k: int = 5) -> SearchResult:
-        query, notes = clean_query(query)
+        query, notes, truncated = clean_query(query)
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
         qv, cut = self._embed(query)
-        truncated = bool(notes) or cut
+        truncated = truncated or cut
         if cut:
             notes.append("the query is longer than the model reads; only its start was "
                          "embedded (keyword triggers were matched in all of it)")
         near = self._nearest(qv)
-        best = near.best
+        best = kept(near.best)  # decisions compare the value results show
         keywords = self._keyword_hits(query)
         top, weak = self._rank(query, near, keywords, k)
         # A one-word trigger ("rest", "test", "battery") is too common to vouch for a query
@@ -169,26 +187,35 @@ class Searcher:
                                                  near.all_scores))
 
         if no_match:
-            notes.append(f"no skill in the collection fits this query: the closest text is "
-                         f"{best:.2f} similar (< {self.config.no_match_threshold}) and no "
-                         "trigger phrase matched; the skills listed are the nearest, not "
-                         "answers")
+            notes.append(f"{NO_MATCH_NOTE}: the closest text ({self._closest(near)}) is "
+                         f"{shown(best)} similar, under the "
+                         f"{self.config.no_match_threshold} needed, and no trigger phrase "
+                         "matched; the skills listed are the nearest, not answers")
         elif weak:
-            notes.append(f"weak semantic match (best {best:.2f} < "
-                         f"{self.config.weak_threshold}); keyword triggers lead")
+            notes.append(f"weak semantic match: the closest text ({self._closest(near)}) is "
+                         f"{shown(best)} similar, under "
+                         f"{self.config.weak_threshold}; keyword triggers lead")
+        # the best pattern of each top skill, best first (by score; equal scores in rank
+        # order)
+        firsts = [r.patterns[0] for r in results if r.patterns]
+        patterns = sorted(firsts, key=lambda p: -p.score)[: self.config.top_patterns]
         return SearchResult(
             query=query,
             skills=tuple(results),
-            # the best pattern of each top skill, in rank order: the first answers the query
-            # with the best skill's own guidance
-            patterns=tuple(r.patterns[0] for r in results if r.patterns)[
-                : self.config.top_patterns],
+            patterns=tuple(patterns),
             handoffs=tuple(handoffs),
             weak=weak,
             no_match=no_match,
             notes=tuple(notes),
             truncated=truncated,
         )
+
+    def _closest(self, near: _Nearest) -> str:
+        """Which document was nearest the query, as ``skill field``."""
+        if not len(near.scores):
+            return "none"
+        doc = self.documents[int(near.rows[int(near.scores.argmax())])]
+        return f"{doc.skill_id} {doc.field}"
 
     def _embed(self, query: str) -> tuple[np.ndarray, bool]:
         """The query's vector (1 x d), and whether the model read only its start."""
@@ -250,7 +277,7 @@ class Searcher:
             counts[at] = len(hits)
             n_words[at] = sum(h.n_words for h in hits)
         bm25 = self.lexical.scores(query)[candidates].astype(np.float64)
-        weak = near.best < self.config.weak_threshold
+        weak = kept(near.best) < self.config.weak_threshold
         order, scores, lex = order_candidates(semantic, counts, n_words, bm25,
                                               self.id_rank[candidates], weak, self.config, k)
         ranked = []

@@ -91,6 +91,7 @@ class LoadProblem:
     path: str
     reason: str
     skill_id: str = ""
+    skipped: bool = False  # the skill was not loaded (else it loaded, maybe with a change)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"

@@ -24,6 +24,7 @@ opened it just before the swap; older ones are removed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retriever.documents import Document
-from retriever.errors import IndexError_
+from retriever.errors import IndexError_, IndexWriteError
 from retriever.lexical import LexicalIndex
 from retriever.skill import LoadProblem, Skill
 
@@ -88,16 +89,55 @@ def _write_json(path: Path, data: Any) -> None:
         os.fsync(f.fileno())
 
 
+LOCK = ".lock"
+
+
+def _open_lock(index_dir: Path) -> int:
+    """The lock file's descriptor, never following a link: a ``.lock`` that is a symlink
+    would make a build create or lock a file outside the index folder."""
+    path = index_dir / LOCK
+    for _ in range(3):
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            path.unlink()  # the link only; whatever it points to is left alone
+    raise IndexWriteError(f"{path} keeps being replaced by a symbolic link")
+
+
+def _probe_writable(index_dir: Path) -> None:
+    """``OSError`` now, not after minutes of embedding, when nothing can be written here (an
+    immutable folder lets the existing lock file be opened, then refuses every new file)."""
+    probe = index_dir / f".probe-{uuid.uuid4().hex[:6]}"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+    probe.unlink()
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the folder's build lock: a second build waits until the first is done."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    """Hold the folder's build lock: a second build waits until the first is done.
+
+    ``IndexWriteError`` when the folder cannot be created or the lock taken (a read-only or
+    immutable folder): the caller says the index cannot be rebuilt there.
+    """
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(index_dir)
+        _probe_writable(index_dir)
+    except OSError as e:
+        raise IndexWriteError(f"{e.strerror or e} ({index_dir})") from e
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            raise IndexWriteError(f"cannot lock {index_dir / LOCK}: {e.strerror or e}") from e
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def save_index(
@@ -117,13 +157,19 @@ def save_index(
         os.rename(tmp, index_dir / name)
         link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
         previous = _current_version(index_dir)
+        if previous == CURRENT or (index_dir / CURRENT).is_dir() and not (
+                index_dir / CURRENT).is_symlink():
+            # a real folder named current (a copied index, or anything else): moved aside
+            # as an old version, since a link cannot replace a folder
+            previous = f"v-replaced-{uuid.uuid4().hex[:6]}"
+            os.rename(index_dir / CURRENT, index_dir / previous)
         os.symlink(name, link_tmp)
         os.replace(link_tmp, index_dir / CURRENT)  # the atomic switch
     except (OSError, RuntimeError) as e:  # FAISS reports a failed write as RuntimeError
         shutil.rmtree(tmp, ignore_errors=True)
         reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[-1]
-        raise IndexError_(f"cannot write the index in {index_dir}: {reason}; the previous "
-                          "index (if any) is unchanged") from e
+        raise IndexWriteError(f"cannot write the index in {index_dir}: {reason}; the previous "
+                              "index (if any) is unchanged") from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -144,7 +190,8 @@ def _write_version(tmp: Path, built: BuiltIndex, skills: tuple[Skill, ...],
     _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
     np.save(tmp / RULES, np.asarray(built.rule_vectors, dtype=np.float32), allow_pickle=False)
     _write_json(tmp / PROBLEMS, [
-        {"path": p.path, "reason": p.reason, "skill_id": p.skill_id} for p in problems
+        {"path": p.path, "reason": p.reason, "skill_id": p.skill_id, "skipped": p.skipped}
+        for p in problems
     ])
     built.lexical.save(tmp)
     files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
@@ -157,18 +204,36 @@ def _write_version(tmp: Path, built: BuiltIndex, skills: tuple[Skill, ...],
 
 
 def _current_version(index_dir: Path) -> str | None:
+    """The name of the version in use: the target of the ``current`` link; ``current``
+    itself when it is a real folder holding an index (a copy made with ``cp -r``, which
+    follows the link); ``None`` when there is no index."""
+    link = index_dir / CURRENT
     try:
-        return os.readlink(index_dir / CURRENT)
+        return os.readlink(link)
     except OSError:
-        return None
+        pass
+    if link.is_dir() and (link / MANIFEST).is_file():
+        return CURRENT
+    return None
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Remove what killed or failed builds left behind: temporary version folders, version
+    folders that are not current, half-made links. Call under ``build_lock``: a build that
+    dies on a nearly full disk must not keep the next one from finding room."""
+    if not index_dir.is_dir():
+        return
+    _remove_old_versions(index_dir, keep={_current_version(index_dir)})
 
 
 def _remove_old_versions(index_dir: Path, keep: set[str | None]) -> None:
     for child in index_dir.iterdir():
+        if child.is_symlink():
+            if child.name.startswith(".current-"):
+                child.unlink(missing_ok=True)  # a link left by a build that died mid-swap
+            continue  # never follow a link out of the folder
         if child.name.startswith(("v-", ".tmp-v-")) and child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
-        elif child.name.startswith(".current-") and child.is_symlink():
-            child.unlink(missing_ok=True)  # a link left by a build that died mid-swap
 
 
 def read_manifest(index_dir: Path, version: str | None = None) -> dict[str, Any] | None:

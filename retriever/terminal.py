@@ -2,38 +2,63 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 
-from retriever.results import SearchResult
+from retriever.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
 from retriever.skill import Skill
+
+# Every C0/C1 control character but the newline: skill text is printed as data, and an
+# escape sequence in a name or description (clear the screen, set the window title) must
+# never reach the terminal as a command.
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """``text`` without control characters (newlines kept), printable on any terminal."""
+    text = _CONTROL.sub(" ", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates
 
 
 def _clip(text: str, width: int) -> str:
     """``text`` on one line of at most ``width`` characters (leading indent kept)."""
+    text = safe(text)
     indent = text[: len(text) - len(text.lstrip(" "))]
     text = indent + " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _skill_lines(n: str, s, width: int) -> list[str]:
+    lines = ["", _clip(f"{n} {s.id}  {s.name}  score {s.score:.3f}  via {s.via}", width),
+             "    " + _clip(s.description, width - 4)]
+    for m in s.matches:
+        lines.append(_clip(f"    matched {m.field} ({m.via}, {shown(m.score)}): {m.text}", width))
+    for p in s.patterns:
+        label = "pattern" if p.kind == "pattern" else "anti-pattern"
+        lines.append(_clip(f"    {label} ({shown(p.score)}): {p.name}", width))
+    return lines
+
+
 def format_result(result: SearchResult) -> str:
     width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 120))
-    lines = [f"Skills for: {result.query}"]
-    if result.no_match:
-        lines.append("NO MATCH: no skill in this collection fits this query; the nearest "
-                     "skills follow for reference only.")
-    lines += [f"note: {n}" for n in result.notes]
+    lines = [_clip(f"Skills for: {result.query}", width)]
+    for note in result.notes:
+        # the no-match note says it all; it leads, once
+        lead = "NO MATCH: " if note.startswith(NO_MATCH_NOTE) else "note: "
+        lines.append(safe(lead + note))
+    ranked = [s for s in result.skills if s.via != HANDOFF]
+    joined = [s for s in result.skills if s.via == HANDOFF]
     if not result.skills:
         lines.append("  (no skills)")
-    for n, s in enumerate(result.skills, 1):
-        lines.append("")
-        lines.append(f"{n:>2}. {s.id}  {s.name}  score {s.score:.3f}  via {s.via}")
-        lines.append("    " + _clip(s.description, width - 4))
-        for m in s.matches:
-            lines.append(_clip(f"    matched {m.field} ({m.via}, {m.score:.2f}): {m.text}", width))
-        for p in s.patterns:
-            label = "pattern" if p.kind == "pattern" else "anti-pattern"
-            lines.append(_clip(f"    {label} ({p.score:.2f}): {p.name}", width))
+    for n, s in enumerate(ranked, 1):
+        lines += _skill_lines(f"{n:>2}.", s, width)
+    if joined:
+        # Not part of the ranking: a rule of a ranked skill sent them, and their score
+        # derives from that skill's (see "Handoffs"), so they are listed apart.
+        lines += ["", "Handed off to (by the rules below, not ranked):"]
+        for s in joined:
+            lines += _skill_lines("  -", s, width)
     if result.handoffs:
         lines += ["", "Handoffs:"]
         for h in result.handoffs:
@@ -44,11 +69,16 @@ def format_result(result: SearchResult) -> str:
     if result.patterns:
         lines += ["", "Best patterns across all skills:"]
         for p in result.patterns:
-            lines.append(_clip(f"  {p.score:.2f}  {p.skill_id}: {p.name}", width))
+            lines.append(_clip(f"  {shown(p.score)}  {p.skill_id}: {p.name}", width))
     return "\n".join(lines)
 
 
 def format_skill(skill: Skill) -> str:
+    """One skill as readable text, control characters removed."""
+    return safe(_format_skill(skill))
+
+
+def _format_skill(skill: Skill) -> str:
     def para(title: str, text: str) -> list[str]:
         return [title, textwrap.indent(textwrap.fill(" ".join(text.split()), 96), "  ")] \
             if text else []

@@ -103,3 +103,23 @@ def spawner(spawner_index):
     from retriever import SkillRetriever
 
     return SkillRetriever.open(SPAWNER, index_dir=spawner_index)
+
+
+def _index_entries() -> set[str]:
+    folder = REPO / "index"
+    if not folder.is_dir():
+        return set()
+    return {str(p.relative_to(folder)) for p in folder.glob("*/*")} | {
+        p.name for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clone_stays_untouched():
+    """With SKILL_RETRIEVER_HOME set (as .ci/run sets it), nothing the tests start may write
+    into the clone's index/ folder: a subprocess given a reduced environment once wrote an
+    88 MB ONNX export there."""
+    before = _index_entries()
+    yield
+    if os.environ.get("SKILL_RETRIEVER_HOME"):
+        added = sorted(_index_entries() - before)
+        assert not added, f"tests wrote into {REPO / 'index'}: {added[:5]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 import pytest
@@ -16,9 +17,11 @@ def run_session(index_dir: str, script):
     from mcp.client.stdio import stdio_client
 
     async def main():
+        # the whole environment: the SDK's default passes only a few variables, and
+        # without SKILL_RETRIEVER_HOME the server wrote its ONNX export into the clone
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "retriever.cli", "-q", "mcp",
-                                          "--index", index_dir])
+                                          "--index", index_dir], env=dict(os.environ))
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()

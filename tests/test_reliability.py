@@ -274,7 +274,7 @@ def test_a_megabyte_query_is_cut_and_says_so(bundled):
     query = "my webhook handler processes the same event twice " * 20_000
     r = bundled.search(query, k=3)
     assert r.truncated and r.skills[0].id == "webhooks"
-    assert any("cut to its first 10,000 characters" in n for n in r.notes)
+    assert any("cut to its first 2,000 words" in n for n in r.notes)
 
 
 def test_a_long_query_beyond_the_model_window_says_so(bundled):

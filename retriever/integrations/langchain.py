@@ -40,6 +40,8 @@ class SkillLangChainRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         result = self.skill_retriever.search(query, k=self.k)
+        if result.no_match:  # nothing fits: no context beats misleading context
+            return []
         docs = []
         for hit in result.skills:
             skill = self.skill_retriever.skill(hit.id)

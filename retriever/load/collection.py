@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from retriever.load.discover import SkillSource, discover
+from retriever.handoffs import long_phrases
+from retriever.keywords import MAX_PHRASE_WORDS, too_long, words
+from retriever.load.discover import SkillSource, discover, display_path
 from retriever.load.skillmd import skill_from_skill_md, split_front_matter
 from retriever.load.spawner import skill_from_spawner
 from retriever.skill import LoadProblem, LoadReport, Skill
@@ -58,16 +62,26 @@ class _FileProblem(Exception):
 
 
 def read_text(path: Path) -> str:
-    """The file's text, or ``_FileProblem`` saying why it cannot be used."""
+    """The file's text, or ``_FileProblem`` saying why it cannot be used.
+
+    Opened without blocking and checked to be a regular file before anything is read: a
+    FIFO put in a skill file's place would otherwise wait forever for a writer.
+    """
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _FileProblem(
-                f"file is {size:,} bytes, over the {MAX_FILE_BYTES:,}-byte limit for a skill file"
-            )
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise _FileProblem(f"cannot read file: {e.strerror or e}") from e
+    with os.fdopen(fd, "rb") as f:
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _FileProblem("not a regular file; not read")
+            if st.st_size > MAX_FILE_BYTES:
+                raise _FileProblem(f"file is {st.st_size:,} bytes, over the "
+                                   f"{MAX_FILE_BYTES:,}-byte limit for a skill file")
+            data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as e:
+            raise _FileProblem(f"cannot read file: {e.strerror or e}") from e
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -129,6 +143,22 @@ def _usable_id(value: str) -> bool:
             and all(c.isprintable() for c in value))
 
 
+def _folder_id(source: SkillSource, problems: list[LoadProblem]) -> str:
+    """The folder (or flat file) name as an id; control characters in it are replaced (and
+    reported), so an id never carries a terminal escape, a newline or a tab."""
+    name = source.folder_name
+    if _usable_id(name):
+        return name
+    usable = "".join(c if c.isprintable() and c not in "/\\" else "-" for c in name)
+    usable = usable[:MAX_ID_CHARS].strip() or "skill"
+    problems.append(LoadProblem(
+        str(source.path),
+        f"the folder name {name!r} is not a usable id (control characters, or over "
+        f"{MAX_ID_CHARS} characters); using {usable!r}",
+    ))
+    return usable
+
+
 def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProblem]) -> str:
     for key in ("id", "skill_id"):
         value = data.get(key)
@@ -140,17 +170,17 @@ def _skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProb
         problems.append(LoadProblem(
             str(source.path),
             f"field '{key}' should be a one-line name without slashes or control characters "
-            f"(at most {MAX_ID_CHARS}), found {shown}; using the folder name "
-            f"'{source.folder_name}'",
+            f"(at most {MAX_ID_CHARS}), found {shown}; using the folder name",
         ))
         break
-    return source.folder_name
+    return _folder_id(source, problems)
 
 
 def _load_one(source: SkillSource, problems: list[LoadProblem]) -> Skill:
     """Parse one skill; raises ``_FileProblem`` when its main file is unusable."""
     if source.problem:
         raise _FileProblem(source.problem)
+    problems.extend(LoadProblem(p, reason) for p, reason in source.notes)
     path, collection = str(source.path), str(source.root)
     if source.format == "skill-md":
         front, body = split_front_matter(read_text(source.path))
@@ -164,7 +194,7 @@ def _load_one(source: SkillSource, problems: list[LoadProblem]) -> Skill:
         # The folder name is the id: the Agent Skills format asks for name == folder name, and
         # real collections break that (two folders, one name), while folder names are unique.
         return skill_from_skill_md(
-            meta, body, skill_id=source.folder_name, path=path, collection=collection
+            meta, body, skill_id=_folder_id(source, problems), path=path, collection=collection
         )
 
     data = _load_map(source.path, problems)
@@ -194,11 +224,12 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
         try:
             skill = _load_one(source, problems)
         except _FileProblem as e:
-            problems.append(LoadProblem(str(source.path), str(e)))
+            problems.append(LoadProblem(display_path(source.path), str(e), skipped=True))
             continue
         except Exception as e:  # noqa: BLE001 - one odd file must never stop the load
             log.debug("unexpected error loading %s", source.path, exc_info=True)
-            problems.append(LoadProblem(str(source.path), f"cannot load skill: {e!r}"))
+            problems.append(LoadProblem(display_path(source.path), f"cannot load skill: {e!r}",
+                                        skipped=True))
             continue
         kept = skills.get(skill.id)
         if kept is not None:
@@ -207,11 +238,13 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
                 f"duplicate skill id '{skill.id}': the one from {kept.path} is kept, this one is "
                 "skipped (first root and first path win)",
                 skill.id,
+                skipped=True,
             ))
             continue
         skills[skill.id] = skill
 
     for skill in skills.values():
+        problems.extend(_phrase_problems(skill))
         for rule in skill.handoffs:
             if rule.target not in skills:
                 problems.append(LoadProblem(
@@ -221,6 +254,24 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
                     skill.id,
                 ))
     return LoadReport(skills=tuple(skills.values()), problems=tuple(problems), roots=roots)
+
+
+def _phrase_problems(skill: Skill) -> list[LoadProblem]:
+    """Triggers and rule phrases too long to be matched as keywords (still embedded)."""
+    out = []
+    for i, trigger in enumerate(skill.triggers):
+        if too_long(trigger):
+            out.append(LoadProblem(
+                skill.path, f"triggers[{i}] has {len(words(trigger)):,} words; keyword "
+                f"matching reads triggers of at most {MAX_PHRASE_WORDS} words, so this one "
+                "counts only semantically", skill.id))
+    for rule in skill.handoffs:
+        for phrase in long_phrases(rule.trigger):
+            out.append(LoadProblem(
+                skill.path, f"a phrase of the handoff rule to '{rule.target}' ({rule.origin}) "
+                f"has {len(words(phrase)):,} words; rule phrases of more than "
+                f"{MAX_PHRASE_WORDS} words are not matched", skill.id))
+    return out
 
 
 def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:

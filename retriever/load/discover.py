@@ -14,6 +14,7 @@ of a root: nothing in a collection can make the retriever read elsewhere.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +36,8 @@ class SkillSource:
     root: Path
     collaboration: Path | None = None
     problem: str = ""  # why the skill must not be read (a link out of the root), if so
+    # (path, reason) of side files left out; the skill itself is read
+    notes: tuple[tuple[str, str], ...] = ()
 
     @property
     def folder_name(self) -> str:
@@ -53,14 +56,55 @@ def _outside(path: Path, root: Path) -> Path | None:
     return None if real.is_relative_to(root) else real
 
 
+def display_path(path: Path | str) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (which a file system allows in
+    names) shown as ``\\xff`` escapes rather than kept as lone surrogates, which no
+    terminal, JSON file or UTF-8 stream can carry."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _kind_of_file(path: Path) -> str:
+    """``""`` for a regular file (links followed); otherwise what it is, e.g. ``"a FIFO"``."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return ""
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
 def _checked(source: SkillSource) -> SkillSource:
+    if display_path(source.path) != str(source.path):
+        return replace(source, collaboration=None, problem=(
+            "the path is not valid UTF-8 (a byte no text can hold); not read: rename the "
+            "file or folder"))
+    kind = _kind_of_file(source.path)
+    if kind:
+        # reading a FIFO would wait forever for a writer; a device could be endless
+        return replace(source, collaboration=None, problem=(
+            f"is {kind}, not a regular file; not read"))
     target = _outside(source.path, source.root)
     if target is not None:
         return replace(source, collaboration=None, problem=(
             f"links to {target}, outside the skills root; not read (pass that folder as "
             "another --skills root to include it)"))
-    if source.collaboration is not None and _outside(source.collaboration, source.root):
-        return replace(source, collaboration=None)  # the skill itself is still fine
+    side = source.collaboration
+    if side is not None:  # the skill itself is still fine without it
+        if display_path(side) != str(side):
+            return replace(source, collaboration=None, notes=(
+                (display_path(side), "the path is not valid UTF-8; not read"),))
+        kind = _kind_of_file(side)
+        if kind:
+            return replace(source, collaboration=None, notes=(
+                (str(side), f"is {kind}, not a regular file; not read"),))
+        if _outside(side, source.root):
+            return replace(source, collaboration=None)
     return source
 
 
@@ -72,7 +116,7 @@ def _sources_in(folder: Path, names: list[str], root: Path) -> tuple[list[SkillS
     """The skills written directly in ``folder``, and whether the folder is itself a skill."""
     if SPAWNER_FILE in names:
         collab = folder / "collaboration.yaml"
-        collab_or_none = collab if collab.is_file() else None
+        collab_or_none = collab if collab.exists() else None
         return [SkillSource("spawner", folder / SPAWNER_FILE, root, collab_or_none)], True
     if SKILL_MD in names:
         return [SkillSource("skill-md", folder / SKILL_MD, root)], True
@@ -83,7 +127,7 @@ def _sources_in(folder: Path, names: list[str], root: Path) -> tuple[list[SkillS
             continue
         collab = next(
             (folder / f"{stem}-collaboration{s}" for s in YAML_SUFFIXES
-             if (folder / f"{stem}-collaboration{s}").is_file()),
+             if (folder / f"{stem}-collaboration{s}").exists()),
             None,
         )
         sources.append(SkillSource("spawner-flat", folder / name, root, collab))
@@ -104,6 +148,9 @@ def discover(roots: list[Path] | tuple[Path, ...]) -> list[SkillSource]:
         if not root.is_dir():
             raise SkillLoadError(f"skills root is not a folder: {root}")
         root = root.resolve()
+        if display_path(root) != str(root):
+            raise SkillLoadError(f"skills root {display_path(root)}: the path is not valid "
+                                 "UTF-8; rename it or pass another root")
         # followlinks=False: linked folders are not entered, so a link loop cannot hang the
         # walk and a link cannot lead out of the root.
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
