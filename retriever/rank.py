@@ -20,9 +20,11 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 - **Weak semantic match.** When the best cosine is under ``weak_threshold`` the model has not
   understood the query; skills with keyword matches then lead (more matched words first) and
   say ``via: keyword``.
-- **No match.** When the best cosine is under ``no_match_threshold`` and no trigger phrase
-  of two or more words matched, nothing in the collection fits: the result says so
-  (``no_match``). One-word triggers ("rest", "test") are too common to vouch for a query.
+- **No match.** When the best listed skill's score is under ``no_match_threshold`` and no
+  trigger phrase of two or more words matched, nothing in the collection fits: the result
+  says so (``no_match``). The rule reads the score the result shows, so a clear winner is
+  never called no match. One-word triggers ("rest", "test") are too common to vouch for a
+  query.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class ScoringConfig:
     keyword_bonus: float = 0.04
     max_keyword_bonuses: int = 2
     weak_threshold: float = 0.35
-    no_match_threshold: float = 0.42
+    no_match_threshold: float = 0.42  # the best skill's score (0.42 on dev-A: see README)
     handoff_from: int = 3  # handoff rules of this many top skills are tried
     rule_threshold: float = 0.5  # cosine needed by a natural-language handoff rule
     handoff_share: float = 0.9  # a handoff target's score: this share of its source's

@@ -171,9 +171,13 @@ class Searcher:
         best = kept(near.best)  # decisions compare the value results show
         keywords = self._keyword_hits(query)
         top, weak = self._rank(query, near, keywords, k)
-        # A one-word trigger ("rest", "test", "battery") is too common to vouch for a query
-        # on its own; a matched phrase of two or more words is.
-        no_match = (best < self.config.no_match_threshold
+        # Decided on what the result shows: the best listed skill's score (its documents,
+        # BM25 and triggers together), so that a clear winner is never called no match
+        # and a no match never lists a skill above the threshold. A one-word trigger
+        # ("rest", "test", "battery") is too common to vouch for a query on its own; a
+        # matched phrase of two or more words is.
+        top_score = kept(max((r.score for r in top), default=0.0))
+        no_match = (top_score < self.config.no_match_threshold
                     and not any(k.n_words > 1 for k in keywords))
         handoffs = self._handoffs(query, qv[0], top)
 
@@ -187,10 +191,9 @@ class Searcher:
                                                  near.all_scores))
 
         if no_match:
-            notes.append(f"{NO_MATCH_NOTE}: the closest text ({self._closest(near)}) is "
-                         f"{shown(best)} similar, under the "
-                         f"{self.config.no_match_threshold} needed, and no trigger phrase "
-                         "matched; the skills listed are the nearest, not answers")
+            notes.append(f"{NO_MATCH_NOTE}: the best skill scores {shown(top_score, 3)}, "
+                         f"under the {self.config.no_match_threshold} needed, and no trigger "
+                         "phrase matched; the skills listed are the nearest, not answers")
         elif weak:
             notes.append(f"weak semantic match: the closest text ({self._closest(near)}) is "
                          f"{shown(best)} similar, under "

@@ -30,7 +30,7 @@ def _clip(text: str, width: int) -> str:
 
 
 def _skill_lines(n: str, s, width: int) -> list[str]:
-    lines = ["", _clip(f"{n} {s.id}  {s.name}  score {s.score:.3f}  via {s.via}", width),
+    lines = ["", _clip(f"{n} {s.id}  {s.name}  score {shown(s.score, 3)}  via {s.via}", width),
              "    " + _clip(s.description, width - 4)]
     for m in s.matches:
         lines.append(_clip(f"    matched {m.field} ({m.via}, {shown(m.score)}): {m.text}", width))
