@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from retriever.embed import Embedder
 from retriever.evaluate import METRICS, mean_metrics, query_metrics
 
 if TYPE_CHECKING:
@@ -58,13 +59,15 @@ def require_data(skills: Path, query_files: Sequence[Path]) -> None:
     if not skills.is_dir():
         raise BenchError(
             f"skills corpus not found at {skills} (the shared data lives at ../shared, or "
-            "$SKILL_RETRIEVER_SHARED; pass --skills PATH)")
+            "$SKILL_RETRIEVER_SHARED; pass --skills PATH)"
+        )
     for q in query_files:
         if not q.is_file():
             raise BenchError(f"query file not found: {q}")
 
 
 # -- queries --------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class BenchQuery:
@@ -87,8 +90,7 @@ def read_query_file(path: Path) -> list[BenchQuery]:
         labelled = read_labelled(path, allow_unlabelled=True)
     except QueryError as e:
         raise BenchError(str(e)) from e
-    return [BenchQuery(q.id, q.query, q.relevant, q.source or "-", path.stem)
-            for q in labelled]
+    return [BenchQuery(q.id, q.query, q.relevant, q.source or "-", path.stem) for q in labelled]
 
 
 def read_queries(paths: Sequence[Path]) -> list[BenchQuery]:
@@ -109,6 +111,7 @@ def unknown_labels(queries: Iterable[BenchQuery], known: set[str]) -> list[tuple
 
 
 # -- embeddings -----------------------------------------------------------------------------
+
 
 def _cache_key(model_id: str, texts: Sequence[str]) -> str:
     h = hashlib.sha256(model_id.encode() + b"\0")
@@ -135,7 +138,7 @@ def cached_encode(embedder, texts: Sequence[str], label: str) -> np.ndarray:
     return vectors
 
 
-class MemoEmbedder:
+class MemoEmbedder(Embedder):
     """An embedder that answers known texts (the benchmark's queries, encoded once in a
     batch) from memory and passes anything else to the real model.
 
@@ -167,8 +170,7 @@ def index_dir_for(skills: Path) -> Path:
     return RESULTS / f"index-{skills.name}"
 
 
-def open_ours(skills: Path, embedder, config=None, index_dir: Path | None = None
-              ) -> SkillRetriever:
+def open_ours(skills: Path, embedder, config=None, index_dir: Path | None = None) -> SkillRetriever:
     """Our retriever over ``skills`` with its index under ``benchmarks/results``.
 
     The index is rebuilt when its document table is not what the current
@@ -181,10 +183,11 @@ def open_ours(skills: Path, embedder, config=None, index_dir: Path | None = None
     folder = index_dir or index_dir_for(skills)
     r = SkillRetriever.open(skills, index_dir=folder, embedder=embedder, config=config)
     expected = collection_documents(r.skills)
-    if list(r._stored.documents) != expected:  # noqa: SLF001 - a benchmark may look inside
+    if list(r.documents) != expected:
         print(f"  index {folder} was built from other documents; rebuilding", file=sys.stderr)
-        r = SkillRetriever.open(skills, index_dir=folder, embedder=embedder, config=config,
-                                rebuild="always")
+        r = SkillRetriever.open(
+            skills, index_dir=folder, embedder=embedder, config=config, rebuild="always"
+        )
     return r
 
 
@@ -193,8 +196,9 @@ def open_ours(skills: Path, embedder, config=None, index_dir: Path | None = None
 Run = dict[str, list[str]]  # query id -> ranked skill ids
 
 
-def score_run(queries: Sequence[BenchQuery], run: Run, by: str | None = None
-              ) -> dict[str, dict[str, float]]:
+def score_run(
+    queries: Sequence[BenchQuery], run: Run, by: str | None = None
+) -> dict[str, dict[str, float]]:
     """Mean metrics over the answerable queries: ``{"all": ..., group: ...}``.
 
     ``by`` is ``"source"`` or ``"file"`` to add one row per group.
@@ -210,15 +214,15 @@ def score_run(queries: Sequence[BenchQuery], run: Run, by: str | None = None
     return {g: mean_metrics(ms) for g, ms in groups.items()}
 
 
-def format_table(rows: Sequence[tuple[str, dict[str, float]]], title: str = "",
-                 first: str = "system") -> str:
+def format_table(
+    rows: Sequence[tuple[str, dict[str, float]]], title: str = "", first: str = "system"
+) -> str:
     width = max([len(first)] + [len(name) for name, _ in rows]) + 2
     head = f"{first:<{width}}{'n':>6}" + "".join(f"{m:>9}" for m in METRICS)
     lines = [title] if title else []
     lines += [head, "-" * len(head)]
     for name, m in rows:
-        lines.append(f"{name:<{width}}{int(m['n']):>6}"
-                     + "".join(f"{m[k]:>9.3f}" for k in METRICS))
+        lines.append(f"{name:<{width}}{int(m['n']):>6}" + "".join(f"{m[k]:>9.3f}" for k in METRICS))
     return "\n".join(lines)
 
 

@@ -61,8 +61,7 @@ from benchmarks.common import (  # noqa: E402
 )
 
 PROG = "quality"
-SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours-dense", "ours",
-           "ours-tuned")
+SYSTEMS = ("keyword", "bm25", "description", "trigger-router", "ours-dense", "ours", "ours-tuned")
 # A variant of ours: the first end-to-end ranking (multi-field dense only: best document +
 # 0.1 x the next two, no trigger weight, no BM25), to show what the hybrid adds.
 DENSE_ONLY = {"aggregation": "best+", "kind_weights": (), "lexical_weight": 0.0}
@@ -72,10 +71,13 @@ ROUTER_TOP_K = 5
 
 # -- the competitors ------------------------------------------------------------------------
 
+
 def keyword_run(queries: Sequence[BenchQuery], skills) -> Run:
     """The spawner MCP keyword search (see the module docstring)."""
-    fields = [(s.id, s.name.lower(), s.id.replace("-", " ").lower(), s.description.lower())
-              for s in skills]
+    fields = [
+        (s.id, s.name.lower(), s.id.replace("-", " ").lower(), s.description.lower())
+        for s in skills
+    ]
     run = {}
     for q in queries:
         terms = q.query.lower().split()
@@ -87,13 +89,6 @@ def keyword_run(queries: Sequence[BenchQuery], skills) -> Run:
         scored.sort()
         run[q.id] = [sid for _, _, sid in scored[:K]]
     return run
-
-
-def skill_texts(skills) -> list[str]:
-    """Every indexed text of each skill, joined: what BM25 sees of a skill."""
-    from retriever.documents import skill_documents
-
-    return ["\n".join(d.text for d in skill_documents(s)) for s in skills]
 
 
 class BM25:
@@ -110,8 +105,9 @@ class BM25:
             except ImportError as e:
                 raise BenchError("BM25 with stemming needs PyStemmer: pip install PyStemmer") from e
             self.stemmer = Stemmer.Stemmer("english")
-        tokens = bm25s.tokenize(list(texts), stopwords="en", stemmer=self.stemmer,
-                                show_progress=False)
+        tokens = bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self.stemmer, show_progress=False
+        )
         self.model = bm25s.BM25()
         self.model.index(tokens, show_progress=False)
         self.n = len(texts)
@@ -120,8 +116,13 @@ class BM25:
         """A dense ``(queries, items)`` score matrix."""
         import numpy as np
 
-        tokens = self._bm25s.tokenize(list(query_texts), stopwords="en", stemmer=self.stemmer,
-                                      show_progress=False, return_ids=False)
+        tokens = self._bm25s.tokenize(
+            list(query_texts),
+            stopwords="en",
+            stemmer=self.stemmer,
+            show_progress=False,
+            return_ids=False,
+        )
         out = np.zeros((len(query_texts), self.n), dtype=np.float32)
         for i, toks in enumerate(tokens):
             if toks:
@@ -131,12 +132,15 @@ class BM25:
 
 def bm25_run(queries: Sequence[BenchQuery], skills, stem: bool = True) -> Run:
     ids = [s.id for s in skills]
+    from retriever.indexer import skill_texts  # what our own BM25 sees of a skill
+
     scores = BM25(skill_texts(skills), stem=stem).scores([q.query for q in queries])
     return top_k_run(queries, scores, ids)
 
 
-def top_k_run(queries: Sequence[BenchQuery], scores, ids: Sequence[str],
-              positive_only: bool = True) -> Run:
+def top_k_run(
+    queries: Sequence[BenchQuery], scores, ids: Sequence[str], positive_only: bool = True
+) -> Run:
     import numpy as np
 
     run = {}
@@ -177,24 +181,52 @@ def trigger_router_run(queries: Sequence[BenchQuery], qvecs, skills, vectors) ->
 
 # -- the benchmark --------------------------------------------------------------------------
 
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--skills", type=Path, default=None,
-                   help="skills root (default: ../shared/corpora/spawner-skills)")
-    p.add_argument("--queries", type=Path, action="append", default=None, metavar="FILE",
-                   help="labelled query file, repeatable (default: "
-                        "../shared/eval/dev-queries.jsonl)")
+    p.add_argument(
+        "--skills",
+        type=Path,
+        default=None,
+        help="skills root (default: ../shared/corpora/spawner-skills)",
+    )
+    p.add_argument(
+        "--queries",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="labelled query file, repeatable (default: ../shared/eval/dev-queries.jsonl)",
+    )
     p.add_argument("--json-out", type=Path, default=RESULTS / "quality.json", metavar="FILE")
-    p.add_argument("--dump-misses", type=Path, default=None, metavar="FILE",
-                   help="write the queries ours does not answer at rank 1, with its top 5 "
-                        "(JSON lines when FILE ends in .jsonl, else readable text)")
-    p.add_argument("--systems", default=",".join(SYSTEMS[:-1]),
-                   help=f"comma-separated subset of {','.join(SYSTEMS)}")
-    p.add_argument("--index", type=Path, default=None, metavar="DIR",
-                   help="our index folder (default: benchmarks/results/index-<corpus name>)")
-    p.add_argument("--tuned-model", type=Path, default=None, metavar="DIR",
-                   help="a model folder written by `retrieve tune`: adds the system "
-                        "ours-tuned (ours, defaults, with that model)")
+    p.add_argument(
+        "--dump-misses",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the queries ours does not answer at rank 1, with its top 5 "
+        "(JSON lines when FILE ends in .jsonl, else readable text)",
+    )
+    p.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS[:-1]),
+        help=f"comma-separated subset of {','.join(SYSTEMS)}",
+    )
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="our index folder (default: benchmarks/results/index-<corpus name>)",
+    )
+    p.add_argument(
+        "--tuned-model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a model folder written by `retrieve tune`: adds the system "
+        "ours-tuned (ours, defaults, with that model)",
+    )
     args = p.parse_args(argv)
     args.skills = (args.skills or default_skills()).expanduser()
     args.queries = [q.expanduser() for q in (args.queries or [default_queries()])]
@@ -262,8 +294,9 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
             t = time.perf_counter()
             runs[name] = description_run(queries, qvecs, skills, vectors)
         elif name == "trigger-router":
-            vectors = cached_encode(embedder.inner, [u for _, u in router_utterances(skills)],
-                                    "utterances")
+            vectors = cached_encode(
+                embedder.inner, [u for _, u in router_utterances(skills)], "utterances"
+            )
             prep = time.perf_counter() - t
             t = time.perf_counter()
             runs[name] = trigger_router_run(queries, qvecs, skills, vectors)
@@ -289,8 +322,9 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
 
             # its own index (another model), embedded by the fast path like a user's would be
             folder = RESULTS / f"index-{args.skills.name}-tuned-{args.tuned_model.name}"
-            retriever = open_ours(args.skills, make_embedder(str(args.tuned_model)),
-                                  index_dir=folder)
+            retriever = open_ours(
+                args.skills, make_embedder(str(args.tuned_model)), index_dir=folder
+            )
             prep = time.perf_counter() - t
             t = time.perf_counter()
             runs[name] = {q.id: retriever.search(q.query, k=K).skill_ids for q in queries}
@@ -301,39 +335,55 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
     # -- report ------------------------------------------------------------------------------
     files = list(dict.fromkeys(q.file for q in queries))
     sources = sorted({q.source for q in answerable})
-    scored = {n: {"by_source": score_run(queries, r, "source"),
-                  "by_file": score_run(queries, r, "file")} for n, r in runs.items()}
+    scored = {
+        n: {"by_source": score_run(queries, r, "source"), "by_file": score_run(queries, r, "file")}
+        for n, r in runs.items()
+    }
     print(f"corpus: {args.skills} ({len(skills)} skills)")
-    print("queries: " + ", ".join(
-        f"{f} ({sum(q.file == f for q in queries)})" for f in files)
-        + f"; {len(answerable)} answerable, {len(no_answer)} with no answer")
+    print(
+        "queries: "
+        + ", ".join(f"{f} ({sum(q.file == f for q in queries)})" for f in files)
+        + f"; {len(answerable)} answerable, {len(no_answer)} with no answer"
+    )
     print()
     print(format_table([(n, s["by_source"]["all"]) for n, s in scored.items()], "overall"))
     if len(files) > 1:
         for f in files:
             if any(q.file == f and q.relevant for q in queries):
                 print()
-                print(format_table([(n, s["by_file"][f]) for n, s in scored.items()],
-                                   f"file = {f}"))
+                print(
+                    format_table([(n, s["by_file"][f]) for n, s in scored.items()], f"file = {f}")
+                )
     if len(sources) > 1:
         for src in sources:
             ids = {q.id for q in answerable if q.source == src}
-            if len(files) > 1 and any(ids == {q.id for q in answerable if q.file == f}
-                                      for f in files):
+            if len(files) > 1 and any(
+                ids == {q.id for q in answerable if q.file == f} for f in files
+            ):
                 continue  # the same queries as a file's table above
             print()
-            print(format_table([(n, s["by_source"][src]) for n, s in scored.items()],
-                               f"source = {src}"))
+            print(
+                format_table(
+                    [(n, s["by_source"][src]) for n, s in scored.items()], f"source = {src}"
+                )
+            )
 
     weak, refusal, patterns = {}, {}, {}
     if ours_results:
         flagged = lambda qs: sum(ours_results[q.id].weak for q in qs)  # noqa: E731
-        weak = {"answerable": flagged(answerable) / max(len(answerable), 1),
-                "no_answer": flagged(no_answer) / max(len(no_answer), 1) if no_answer else None}
+        weak = {
+            "answerable": flagged(answerable) / max(len(answerable), 1),
+            "no_answer": flagged(no_answer) / max(len(no_answer), 1) if no_answer else None,
+        }
         print()
-        print(f"ours flags 'weak' on {weak['answerable']:.1%} of answerable queries"
-              + (f" and {weak['no_answer']:.1%} of {len(no_answer)} no-answer queries"
-                 if no_answer else ""))
+        print(
+            f"ours flags 'weak' on {weak['answerable']:.1%} of answerable queries"
+            + (
+                f" and {weak['no_answer']:.1%} of {len(no_answer)} no-answer queries"
+                if no_answer
+                else ""
+            )
+        )
         # No match: answerable queries must be answered, off-topic ones refused.
         print()
         print(f"{'no match (ours)':<22}{'n':>6}{'answered':>10}{'refused':>9}")
@@ -347,24 +397,36 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
         # Patterns: when a gold skill is in the top 5, does the first pattern returned
         # belong to a gold skill?
         print()
-        print(f"{'top pattern (ours)':<22}{'n':>6}{'gold skill in top 5':>21}"
-              f"{'its pattern first':>19}")
+        print(
+            f"{'top pattern (ours)':<22}{'n':>6}{'gold skill in top 5':>21}"
+            f"{'its pattern first':>19}"
+        )
         for name, qs in groups:
-            found = [q for q in qs if q.relevant
-                     and set(q.relevant) & set(ours_results[q.id].skill_ids[:5])]
+            found = [
+                q
+                for q in qs
+                if q.relevant and set(q.relevant) & set(ours_results[q.id].skill_ids[:5])
+            ]
             if not found:
                 continue
-            own = sum(bool(ours_results[q.id].patterns)
-                      and ours_results[q.id].patterns[0].skill_id in q.relevant
-                      for q in found) / len(found)
+            own = sum(
+                bool(ours_results[q.id].patterns)
+                and ours_results[q.id].patterns[0].skill_id in q.relevant
+                for q in found
+            ) / len(found)
             n_ans = sum(1 for q in qs if q.relevant)
-            patterns[name] = {"n": n_ans, "gold_in_top5": len(found) / n_ans,
-                              "top_pattern_is_gold": own}
+            patterns[name] = {
+                "n": n_ans,
+                "gold_in_top5": len(found) / n_ans,
+                "top_pattern_is_gold": own,
+            }
             print(f"{name:<22}{n_ans:>6}{len(found) / n_ans:>21.1%}{own:>19.1%}")
 
     print()
-    print(f"{'wall time (s)':<26}{'prep':>8}{'queries':>9}{'total':>8}"
-          "   (prep: embedding or index build; cached after the first run)")
+    print(
+        f"{'wall time (s)':<26}{'prep':>8}{'queries':>9}{'total':>8}"
+        "   (prep: embedding or index build; cached after the first run)"
+    )
     for name, tm in timings.items():
         print(f"{name:<26}{tm['prep']:>8.1f}{tm['query']:>9.1f}{tm['prep'] + tm['query']:>8.1f}")
     print(f"{'benchmark':<26}{'':>8}{'':>9}{wall:>8.1f}")
@@ -375,18 +437,19 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
         "query_files": [str(p) for p in args.queries],
         "n_queries": len(queries),
         "n_no_answer": len(no_answer),
-        "systems": {n: {"overall": rounded(s["by_source"]["all"]),
-                        "by_source": {k: rounded(v) for k, v in s["by_source"].items()
-                                      if k != "all"},
-                        "by_file": {k: rounded(v) for k, v in s["by_file"].items()
-                                    if k != "all"},
-                        "seconds": {k: round(v, 2) for k, v in timings[n].items()}}
-                    for n, s in scored.items()},
+        "systems": {
+            n: {
+                "overall": rounded(s["by_source"]["all"]),
+                "by_source": {k: rounded(v) for k, v in s["by_source"].items() if k != "all"},
+                "by_file": {k: rounded(v) for k, v in s["by_file"].items() if k != "all"},
+                "seconds": {k: round(v, 2) for k, v in timings[n].items()},
+            }
+            for n, s in scored.items()
+        },
         "ours_weak_rate": weak,
         "ours_no_match": refusal,
         "ours_top_pattern": patterns,
-        "shared_seconds": {k: round(v["prep"], 2) for k, v in timings.items()
-                           if "shared" in k},
+        "shared_seconds": {k: round(v["prep"], 2) for k, v in timings.items() if "shared" in k},
         "wall_seconds": round(wall, 2),
     }
     args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -410,12 +473,27 @@ def dump_misses(path: Path, queries: Sequence[BenchQuery], results, bm25: Run | 
         rank = next((i + 1 for i, s in enumerate(ids[:K]) if s in q.relevant), None)
         if rank == 1:
             continue
-        top = [{"id": h.id, "score": round(h.score, 3), "via": h.via,
-                "match": (f"{h.matches[0].field}: {h.matches[0].text[:120]}"
-                          if h.matches else "")} for h in res.skills[:5]]
-        misses.append({"id": q.id, "query": q.query, "relevant": list(q.relevant),
-                       "source": q.source, "rank": rank, "weak": res.weak, "top5": top,
-                       "bm25_top5": (bm25 or {}).get(q.id, [])[:5]})
+        top = [
+            {
+                "id": h.id,
+                "score": round(h.score, 3),
+                "via": h.via,
+                "match": (f"{h.matches[0].field}: {h.matches[0].text[:120]}" if h.matches else ""),
+            }
+            for h in res.skills[:5]
+        ]
+        misses.append(
+            {
+                "id": q.id,
+                "query": q.query,
+                "relevant": list(q.relevant),
+                "source": q.source,
+                "rank": rank,
+                "weak": res.weak,
+                "top5": top,
+                "bm25_top5": (bm25 or {}).get(q.id, [])[:5],
+            }
+        )
     misses.sort(key=lambda m: (-(m["rank"] or 99), m["id"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:

@@ -10,8 +10,9 @@ minutes apart cannot tell a 10% change from the weather. Here each side runs in 
 fresh process (nothing of the other side loaded), on the same index and the same dev
 queries, and the sides alternate for ``--rounds`` rounds (which goes first swaps each
 round); medians and p99 are over every query of every round, and each round's are kept in
-the JSON. Both trees must read the index format of the one given (default: the
-corpus's usual index, opened by this tree).
+the JSON. Both trees read the index given (default: the corpus's usual index, opened by this
+tree), or, when the index format changed between them, the base tree reads
+``--base-index`` (an index of the same corpus that the base tree built).
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ print(json.dumps(timing.query_times(r, qs)))
 
 def run_side(tree: Path, corpus: Path, index: Path, queries: Path) -> list[float]:
     done = subprocess.run(
-        [sys.executable, "-c", _SIDE, str(tree), str(REPO), str(corpus), str(index),
-         str(queries)],
-        capture_output=True, text=True, cwd="/")
+        [sys.executable, "-c", _SIDE, str(tree), str(REPO), str(corpus), str(index), str(queries)],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
     if done.returncode != 0:
         raise SystemExit(f"query_ab: the side {tree} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -74,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skills", type=Path, default=default_skills())
     p.add_argument("--queries", type=Path, default=default_queries())
     p.add_argument("--index", type=Path, default=None)
+    p.add_argument(
+        "--base-index",
+        type=Path,
+        default=None,
+        help="the base tree's own index of the same corpus (when the index format "
+        "differs between the trees)",
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/query-ab.json")
     args = p.parse_args(argv)
@@ -85,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (tree / "retriever" / "__init__.py").is_file():
             fail("query_ab", f"{tree} is not a skill-retriever source tree")
     index = args.index or usual_index(args.skills)
+    indexes = {"base": args.base_index or index, "new": index}
 
     sides = {"base": args.base.resolve(), "new": args.new.resolve()}
     samples: dict[str, list[float]] = {name: [] for name in sides}
@@ -92,19 +103,25 @@ def main(argv: list[str] | None = None) -> int:
     for round_no in range(args.rounds):
         order = list(sides.items())
         for name, tree in order if round_no % 2 == 0 else order[::-1]:  # neither always first
-            seconds = run_side(tree, args.skills, index, args.queries)
+            seconds = run_side(tree, args.skills, indexes[name], args.queries)
             samples[name] += seconds
             s = stats(seconds)
             rounds.append({"round": round_no + 1, "side": name, **s})
-            print(f"round {round_no + 1} {name:<5} median {s['median'] * 1e3:6.2f} ms   "
-                  f"p99 {s['p99'] * 1e3:6.2f} ms", flush=True)
-    report: dict = {name: {"tree": str(tree), **stats(samples[name])}
-                    for name, tree in sides.items()}
+            print(
+                f"round {round_no + 1} {name:<5} median {s['median'] * 1e3:6.2f} ms   "
+                f"p99 {s['p99'] * 1e3:6.2f} ms",
+                flush=True,
+            )
+    report: dict = {
+        name: {"tree": str(tree), **stats(samples[name])} for name, tree in sides.items()
+    }
     report["rounds"] = rounds
     for name in sides:
         r = report[name]
-        print(f"all   {name:<5} median {r['median'] * 1e3:6.2f} ms   p99 {r['p99'] * 1e3:6.2f} ms"
-              f"   ({r['runs']} queries, {r['tree']})")
+        print(
+            f"all   {name:<5} median {r['median'] * 1e3:6.2f} ms   p99 {r['p99'] * 1e3:6.2f} ms"
+            f"   ({r['runs']} queries, {r['tree']})"
+        )
     write_report(args.json_out, report)
     return 0
 

@@ -52,35 +52,39 @@ class StepTimer:
 
 def profile(corpus: Path, index: Path) -> dict:
     from retriever import SkillRetriever
-    from retriever import search as search_module
     from retriever.errors import RetrieverError
+    from retriever.query import clean_query
+    from retriever.rank import ScoringConfig
 
     queries = dev_queries()
     try:
-        retriever = SkillRetriever.open(corpus, index_dir=index, backend="onnx",
-                                        rebuild="never")
+        retriever = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
     except RetrieverError as e:  # e.g. no ONNX model: nothing of the fast path to profile
         raise SystemExit(f"query_profile: {e}") from None
-    searcher = retriever._searcher  # the benchmark looks inside on purpose
-    embedder = searcher.embedder
-    if searcher.vectors is None or searcher.config.candidates >= searcher.index.ntotal:
-        raise SystemExit("query_profile: this index is not searched by a full exact scan "
-                         f"({type(searcher.index).__name__}, {searcher.index.ntotal} "
-                         f"documents, {searcher.config.candidates} candidates); nothing to "
-                         "split into steps")
+    embedder = retriever.embedder
+    # The scan is timed by wrapping the vector index's method for the run (an instance
+    # attribute, removed afterwards).
+    vectors = retriever.index.vectors
+    candidates = ScoringConfig().candidates
+    if not vectors.exact or candidates >= vectors.ntotal:
+        raise SystemExit(
+            "query_profile: this index is not searched by a full exact scan "
+            f"({vectors.kind}, {vectors.ntotal} documents, {candidates} "
+            "candidates); nothing to split into steps"
+        )
 
-    embed = StepTimer(searcher._embed)
-    scan = StepTimer(search_module.inner_products)
-    searcher._embed = embed
-    search_module.inner_products = scan
+    embed = StepTimer(embedder.encode_query)
+    scan = StepTimer(vectors.inner_products)
+    embedder.encode_query = embed  # instance attributes, removed below
+    vectors.inner_products = scan
     try:
         total = query_times(retriever, queries)
     finally:
-        del searcher._embed
-        search_module.inner_products = scan.fn
+        del embedder.encode_query
+        del vectors.inner_products
     n = len(queries)  # the timers also saw query_times' warm-up queries, first
 
-    cleaned = [search_module.clean_query(q)[0] for q in queries]  # what search embeds
+    cleaned = [clean_query(q)[0] for q in queries]  # what search embeds
     back_to_back = []
     for q in cleaned:
         start = time.perf_counter()
@@ -97,7 +101,7 @@ def profile(corpus: Path, index: Path) -> dict:
         "scan_in_search_s": stats(s.tolist()),
         "rest_in_search_s": stats((t - e - s).tolist()),
         "embed_back_to_back_s": stats(back_to_back),
-        "documents": int(searcher.index.ntotal),
+        "documents": vectors.ntotal,
     }
 
 
@@ -106,8 +110,10 @@ def print_report(r: dict) -> None:
         s = r[key]
         print(f"  {name:<44} median {s['median'] * 1e3:7.3f} ms   p99 {s['p99'] * 1e3:7.3f} ms")
 
-    print(f"Query path, {r['queries']} dev queries ({r['tokens_median']:.0f} tokens at the "
-          f"median), {r['documents']} documents")
+    print(
+        f"Query path, {r['queries']} dev queries ({r['tokens_median']:.0f} tokens at the "
+        f"median), {r['documents']} documents"
+    )
     row("whole search", "search_s")
     row("  embedding (tokenise + forward pass)", "embed_in_search_s")
     row("  exact scan of every vector", "scan_in_search_s")
@@ -118,10 +124,13 @@ def print_report(r: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--skills", type=Path, default=default_skills())
-    p.add_argument("--index", type=Path, default=None,
-                   help="an index folder (default: the corpus's usual index, built if needed)")
-    p.add_argument("--json-out", type=Path,
-                   default=REPO / "benchmarks/results/query-profile.json")
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        help="an index folder (default: the corpus's usual index, built if needed)",
+    )
+    p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/query-profile.json")
     args = p.parse_args(argv)
     try:
         require_data(args.skills, [default_queries()])  # the file dev_queries() reads

@@ -40,6 +40,7 @@ HEAVY = ("torch", "sentence_transformers", "faiss", "transformers")
 
 # -- measuring ------------------------------------------------------------------------------
 
+
 def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """Wall time of a fresh process, and its peak resident memory in KB.
 
@@ -47,8 +48,9 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     benchmark process itself is small (it is run before the scale sections).
     """
     start = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         env={**os.environ, **(env or {})})
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
     _, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - start
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -75,8 +77,7 @@ def retrieve_cmd(*args: str) -> list[str]:
 def heavy_modules(code: str) -> list[str]:
     loaded = "{m.split('.')[0] for m in sys.modules}"
     probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted({loaded} & {set(HEAVY)!r})))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -106,13 +107,14 @@ def dev_queries(limit: int | None = None) -> list[str]:
 
 # -- sections -------------------------------------------------------------------------------
 
+
 def bench_startup(corpus: Path, index: Path, runs: int) -> dict:
     st_import = time_process([sys.executable, "-c", "import sentence_transformers"], 3)
     search_args = ["search", "--skills", str(corpus), "--index", str(index), QUERY]
     fast = time_process(retrieve_cmd(*search_args, "--backend", "onnx"), runs)
     slow = time_process(retrieve_cmd(*search_args, "--backend", "torch"), 3)
     script = shutil.which("retrieve")
-    via_script = (time_process([script, "-q", *search_args], runs) if script else None)
+    via_script = time_process([script, "-q", *search_args], runs) if script else None
     return {
         "import_sentence_transformers_s": st_import,
         "cli_search_fast_s": fast,
@@ -125,7 +127,8 @@ def bench_startup(corpus: Path, index: Path, runs: int) -> dict:
         "heavy_modules_after_import": heavy_modules("import retriever"),
         "heavy_modules_after_help": heavy_modules(
             "from retriever import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n"
-            "    pass"),
+            "    pass"
+        ),
     }
 
 
@@ -136,15 +139,20 @@ def bench_queries(corpus: Path, index: Path) -> dict:
     fast = SkillRetriever.open(corpus, index_dir=index, backend="onnx", rebuild="never")
     slow = SkillRetriever.open(corpus, index_dir=index, backend="torch", rebuild="never")
     f, s = query_latencies(fast, queries), query_latencies(slow, queries)
-    return {"api_query_fast_s": f, "api_query_sentence_transformers_s": s,
-            "api_query_st_over_fast": s["median"] / f["median"], "queries": len(queries)}
+    return {
+        "api_query_fast_s": f,
+        "api_query_sentence_transformers_s": s,
+        "api_query_st_over_fast": s["median"] / f["median"],
+        "queries": len(queries),
+    }
 
 
 def bench_builds(corpus: Path, workdir: Path, edits: int) -> dict:
     """A full build in a fresh folder, then rebuilds after editing one skill file."""
     full_index = workdir / "full"
-    t_full, rss = run_process(retrieve_cmd("index", "--skills", str(corpus),
-                                           "--index", str(full_index)))
+    t_full, rss = run_process(
+        retrieve_cmd("index", "--skills", str(corpus), "--index", str(full_index))
+    )
     manifest = json.loads((full_index / "current" / "manifest.json").read_text())
     texts = manifest["counts"]["embedded"]
 
@@ -161,14 +169,18 @@ def bench_builds(corpus: Path, workdir: Path, edits: int) -> dict:
         f = skill_files[(i * 97) % len(skill_files)]
         text = f.read_text()
         f.write_text(text.replace("description:", f"description: (edit {i})", 1))
-        t, _ = run_process(retrieve_cmd("index", "--skills", str(copy), "--index",
-                                        str(inc_index)))
+        t, _ = run_process(retrieve_cmd("index", "--skills", str(copy), "--index", str(inc_index)))
         times.append(t)
         m = json.loads((inc_index / "current" / "manifest.json").read_text())
         embedded.append(m["counts"]["embedded"])
-    return {"full_build_s": t_full, "full_build_peak_rss_mb": rss / 1024,
-            "texts_embedded": texts, "texts_per_s": texts / t_full,
-            "rebuild_after_one_edit_s": stats(times), "texts_embedded_per_edit": embedded}
+    return {
+        "full_build_s": t_full,
+        "full_build_peak_rss_mb": rss / 1024,
+        "texts_embedded": texts,
+        "texts_per_s": texts / t_full,
+        "rebuild_after_one_edit_s": stats(times),
+        "texts_embedded_per_edit": embedded,
+    }
 
 
 def bench_two_corpora(workdir: Path) -> dict:
@@ -176,16 +188,24 @@ def bench_two_corpora(workdir: Path) -> dict:
 
     roots = [SHARED / "corpora" / "spawner-skills", SHARED / "corpora" / "agent-skills"]
     index = workdir / "both"
-    t, rss = run_process(retrieve_cmd("index", *sum((["--skills", str(r)] for r in roots), []),
-                                      "--index", str(index)))
+    t, rss = run_process(
+        retrieve_cmd(
+            "index", *sum((["--skills", str(r)] for r in roots), []), "--index", str(index)
+        )
+    )
     retriever = SkillRetriever.open(roots, index_dir=index, rebuild="never")
-    return {"skills": len(retriever.skills), "documents": retriever.document_count,
-            "build_s": t, "build_peak_rss_mb": rss / 1024,
-            "api_query_s": query_latencies(retriever, dev_queries())}
+    return {
+        "skills": len(retriever.skills),
+        "documents": retriever.document_count,
+        "build_s": t,
+        "build_peak_rss_mb": rss / 1024,
+        "api_query_s": query_latencies(retriever, dev_queries()),
+    }
 
 
-def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
-                    probes: tuple[int, ...] = ()) -> dict:
+def bench_synthetic(
+    corpus_index: Path, n_skills: int, n_queries: int, probes: tuple[int, ...] = ()
+) -> dict:
     """A collection of ``n_skills`` made from the real ones, embedded without the model.
 
     Each synthetic skill copies a real skill's documents; its vectors are the real vectors
@@ -195,17 +215,19 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
     """
     import resource
 
+    import retriever.vectors as vectors_module
     from retriever.documents import Document
     from retriever.embed import make_embedder
-    from retriever.indexer import make_faiss_index
+    from retriever.index import SkillIndex
     from retriever.lexical import build_lexical
     from retriever.rank import ScoringConfig
     from retriever.search import Searcher
     from retriever.skill import Skill
-    from retriever.store import StoredIndex, load_index
+    from retriever.store import load_index
+    from retriever.vectors import VectorIndex
 
     real = load_index(corpus_index)
-    base_vectors = real.index.reconstruct_n(0, real.index.ntotal)
+    base_vectors = real.vectors.all_vectors()
     rows_by_skill: dict[str, list[int]] = {}
     for row, d in enumerate(real.documents):
         rows_by_skill.setdefault(d.skill_id, []).append(row)
@@ -214,20 +236,40 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
     skills, documents, chunks, rule_chunks = [], [], [], []
     rule_vec_by_skill, r = {}, 0
     for s in real.skills:
-        rule_vec_by_skill[s.id] = real.rule_vectors[r:r + len(s.handoffs)]
+        rule_vec_by_skill[s.id] = real.rule_vectors[r : r + len(s.handoffs)]
         r += len(s.handoffs)
     t0 = time.perf_counter()
     for i in range(n_skills):
         src = real.skills[i % len(real.skills)]
         sid = f"{src.id}--{i}"
-        skills.append(Skill(**{**src.to_dict(), "id": sid, "patterns": src.patterns,
-                               "anti_patterns": src.anti_patterns, "handoffs": src.handoffs,
-                               "triggers": src.triggers, "owns": src.owns, "tags": src.tags}))
+        skills.append(
+            Skill(
+                **{
+                    **src.to_dict(),
+                    "id": sid,
+                    "patterns": src.patterns,
+                    "anti_patterns": src.anti_patterns,
+                    "handoffs": src.handoffs,
+                    "triggers": src.triggers,
+                    "owns": src.owns,
+                    "tags": src.tags,
+                }
+            )
+        )
         rows = rows_by_skill[src.id]
-        documents += [Document(sid, real.documents[j].kind, real.documents[j].field,
-                               real.documents[j].text) for j in rows]
-        v = base_vectors[rows] + rng.standard_normal((len(rows), base_vectors.shape[1]),
-                                                     dtype=np.float32) * (0.5 / 19.6)
+        documents += [
+            Document(
+                sid,
+                real.documents[j].kind,
+                real.documents[j].field,
+                real.documents[j].text,
+                real.documents[j].item,
+            )
+            for j in rows
+        ]
+        v = base_vectors[rows] + rng.standard_normal(
+            (len(rows), base_vectors.shape[1]), dtype=np.float32
+        ) * (0.5 / 19.6)
         chunks.append(v / np.linalg.norm(v, axis=1, keepdims=True))
         rule_chunks.append(rule_vec_by_skill[src.id])
     vectors = np.concatenate(chunks).astype(np.float32)
@@ -240,24 +282,26 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
         by_skill.setdefault(d.skill_id, []).append(d.text)
     lexical = build_lexical(["\n".join(by_skill[s.id]) for s in skills])
     bm25_s = time.perf_counter() - t0
-    out = {"skills": n_skills, "documents": len(documents), "generate_s": make_s,
-           "bm25_build_s": bm25_s}
+    out = {
+        "skills": n_skills,
+        "documents": len(documents),
+        "generate_s": make_s,
+        "bm25_build_s": bm25_s,
+    }
     embedder = make_embedder()
     queries = dev_queries(n_queries)
     results = {}
-    import retriever.indexer as ix
-
-    limit = ix.EXACT_MAX_DOCUMENTS
+    limit = vectors_module.EXACT_MAX_DOCUMENTS
     for kind in ("exact", "ivf"):
-        ix.EXACT_MAX_DOCUMENTS = 10**12 if kind == "exact" else 0  # restored below
+        # the switch moved to force one kind or the other at this size; restored below
+        vectors_module.EXACT_MAX_DOCUMENTS = 10**12 if kind == "exact" else 0
         try:
             t = time.perf_counter()
-            index = make_faiss_index(vectors)
+            index = VectorIndex.build(vectors)
             build_s = time.perf_counter() - t
         finally:
-            ix.EXACT_MAX_DOCUMENTS = limit
-        stored = StoredIndex(corpus_index, {}, index, tuple(documents), tuple(skills),
-                             rule_vectors, (), lexical)
+            vectors_module.EXACT_MAX_DOCUMENTS = limit
+        stored = SkillIndex({}, index, tuple(documents), tuple(skills), rule_vectors, lexical)
         t = time.perf_counter()
         searcher = Searcher(stored, embedder, ScoringConfig())
         open_s = time.perf_counter() - t
@@ -269,28 +313,32 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
             ranked.append(searcher.search(q, k=10).skill_ids[:10])
             lat.append(time.perf_counter() - t)
         results[kind] = ranked
-        out[kind] = {"index": type(index).__name__, "index_build_s": build_s,
-                     "searcher_setup_s": open_s, "query_s": stats(lat)}
+        out[kind] = {
+            "index": index.kind,
+            "index_build_s": build_s,
+            "searcher_setup_s": open_s,
+            "query_s": stats(lat),
+        }
         if kind == "ivf":  # kept for the probe comparison below
             ivf_index, ivf_searcher = index, searcher
         del index, stored, searcher
     same = sum(a == b for a, b in zip(results["exact"], results["ivf"], strict=True))
-    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in
-                       zip(results["exact"], results["ivf"], strict=True)])
+    overlap = np.mean(
+        [len(set(a) & set(b)) / 10 for a, b in zip(results["exact"], results["ivf"], strict=True)]
+    )
     out["ivf_top10_identical_share"] = same / len(queries)
     out["ivf_top10_overlap"] = float(overlap)
     if probes:  # the same IVF index, probing more lists: agreement against speed
         out["ivf_probes"] = {}
         for p in probes:
-            ivf_index.nprobe = p
+            ivf_index.probes = p
             lat, ranked = [], []
             for q in queries:
                 t = time.perf_counter()
                 ranked.append(ivf_searcher.search(q, k=10).skill_ids[:10])
                 lat.append(time.perf_counter() - t)
             agree = sum(a == b for a, b in zip(results["exact"], ranked, strict=True))
-            out["ivf_probes"][p] = {"identical_share": agree / len(queries),
-                                    "query_s": stats(lat)}
+            out["ivf_probes"][p] = {"identical_share": agree / len(queries), "query_s": stats(lat)}
     out["vectors_mb"] = vectors.nbytes / 2**20
     out["process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
@@ -298,12 +346,15 @@ def bench_synthetic(corpus_index: Path, n_skills: int, n_queries: int,
 
 # -- report ---------------------------------------------------------------------------------
 
+
 def print_report(r: dict) -> None:
     def row(name: str, s: dict | None, unit: str = "s") -> None:
         if s:
             scale = 1000 if unit == "ms" else 1
-            print(f"  {name:<52} median {s['median'] * scale:8.3f} {unit}   "
-                  f"p99 {s['p99'] * scale:8.3f} {unit}   ({s['runs']} runs)")
+            print(
+                f"  {name:<52} median {s['median'] * scale:8.3f} {unit}   "
+                f"p99 {s['p99'] * scale:8.3f} {unit}   ({s['runs']} runs)"
+            )
 
     s = r["startup"]
     print("Start-up (fresh processes)")
@@ -313,13 +364,19 @@ def print_report(r: dict) -> None:
     row("retrieve search via the console script", s["cli_search_console_script_s"])
     row("retrieve --help", s["cli_help_s"])
     row("python -c 'import retriever'", s["import_retriever_s"])
-    print(f"  fast search / import sentence_transformers: "
-          f"{s['cli_search_fast_over_st_import']:.3f}x;  sentence-transformers search / fast "
-          f"search: {s['cli_search_st_over_fast']:.1f}x")
-    print(f"  peak memory of a search process: {s['cli_search_fast_s']['peak_rss_mb']:.0f} MB "
-          f"(fast), {s['cli_search_sentence_transformers_s']['peak_rss_mb']:.0f} MB (st)")
-    print(f"  heavy modules after import retriever: {s['heavy_modules_after_import']}, "
-          f"after --help: {s['heavy_modules_after_help']}")
+    print(
+        f"  fast search / import sentence_transformers: "
+        f"{s['cli_search_fast_over_st_import']:.3f}x;  sentence-transformers search / fast "
+        f"search: {s['cli_search_st_over_fast']:.1f}x"
+    )
+    print(
+        f"  peak memory of a search process: {s['cli_search_fast_s']['peak_rss_mb']:.0f} MB "
+        f"(fast), {s['cli_search_sentence_transformers_s']['peak_rss_mb']:.0f} MB (st)"
+    )
+    print(
+        f"  heavy modules after import retriever: {s['heavy_modules_after_import']}, "
+        f"after --help: {s['heavy_modules_after_help']}"
+    )
     q = r["queries"]
     print(f"Query through the API, model loaded ({q['queries']} dev queries)")
     row("ONNX fast path", q["api_query_fast_s"], "ms")
@@ -327,32 +384,44 @@ def print_report(r: dict) -> None:
     b = r.get("builds")
     if b:
         print("Index builds (fresh process each)")
-        print(f"  full build: {b['full_build_s']:.1f} s for {b['texts_embedded']} texts "
-              f"({b['texts_per_s']:.0f} texts/s), peak {b['full_build_peak_rss_mb']:.0f} MB")
+        print(
+            f"  full build: {b['full_build_s']:.1f} s for {b['texts_embedded']} texts "
+            f"({b['texts_per_s']:.0f} texts/s), peak {b['full_build_peak_rss_mb']:.0f} MB"
+        )
         row("rebuild after one skill file changes", b["rebuild_after_one_edit_s"])
         print(f"  texts embedded per edit: {b['texts_embedded_per_edit']}")
     t = r.get("two_corpora")
     if t:
-        print(f"Both shared corpora: {t['skills']} skills, {t['documents']} documents, "
-              f"build {t['build_s']:.1f} s, peak {t['build_peak_rss_mb']:.0f} MB")
+        print(
+            f"Both shared corpora: {t['skills']} skills, {t['documents']} documents, "
+            f"build {t['build_s']:.1f} s, peak {t['build_peak_rss_mb']:.0f} MB"
+        )
         row("query", t["api_query_s"], "ms")
     y = r.get("synthetic")
     if y:
         print(f"Synthetic: BM25 build {y['bm25_build_s']:.1f} s")
-        print(f"Synthetic: {y['skills']} skills, {y['documents']} documents "
-              f"({y['vectors_mb']:.0f} MB of vectors), "
-              f"process peak {y['process_peak_rss_mb']:.0f} MB")
+        print(
+            f"Synthetic: {y['skills']} skills, {y['documents']} documents "
+            f"({y['vectors_mb']:.0f} MB of vectors), "
+            f"process peak {y['process_peak_rss_mb']:.0f} MB"
+        )
         for kind in ("exact", "ivf"):
             k = y[kind]
-            print(f"  {kind} ({k['index']}): index build {k['index_build_s']:.1f} s, "
-                  f"searcher setup {k['searcher_setup_s']:.1f} s")
+            print(
+                f"  {kind} ({k['index']}): index build {k['index_build_s']:.1f} s, "
+                f"searcher setup {k['searcher_setup_s']:.1f} s"
+            )
             row(f"{kind} query", k["query_s"], "ms")
-        print(f"  IVF top-10 identical to exact on {y['ivf_top10_identical_share']:.1%} of "
-              f"queries; mean overlap {y['ivf_top10_overlap']:.3f}")
+        print(
+            f"  IVF top-10 identical to exact on {y['ivf_top10_identical_share']:.1%} of "
+            f"queries; mean overlap {y['ivf_top10_overlap']:.3f}"
+        )
         for p, v in (y.get("ivf_probes") or {}).items():
-            print(f"  IVF probing {p} lists: top-10 identical on {v['identical_share']:.1%}; "
-                  f"query median {v['query_s']['median'] * 1000:.1f} ms, "
-                  f"p99 {v['query_s']['p99'] * 1000:.1f} ms")
+            print(
+                f"  IVF probing {p} lists: top-10 identical on {v['identical_share']:.1%}; "
+                f"query median {v['query_s']['median'] * 1000:.1f} ms, "
+                f"p99 {v['query_s']['p99'] * 1000:.1f} ms"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -361,14 +430,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=10, help="fresh processes per CLI figure")
     p.add_argument("--edits", type=int, default=5, help="one-file edits timed")
     p.add_argument("--skip-builds", action="store_true", help="skip the full-build section")
-    p.add_argument("--scale", action="store_true",
-                   help="also both shared corpora together and a synthetic collection")
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="also both shared corpora together and a synthetic collection",
+    )
     p.add_argument("--synthetic-skills", type=int, default=50_000)
     p.add_argument("--synthetic-queries", type=int, default=300)
-    p.add_argument("--ivf-probes", default="",
-                   help="comma-separated IVF probe counts to compare (e.g. 96,192,384)")
-    p.add_argument("--no-two-corpora", action="store_true",
-                   help="with --scale, skip the both-corpora build (about 10 minutes)")
+    p.add_argument(
+        "--ivf-probes",
+        default="",
+        help="comma-separated IVF probe counts to compare (e.g. 96,192,384)",
+    )
+    p.add_argument(
+        "--no-two-corpora",
+        action="store_true",
+        help="with --scale, skip the both-corpora build (about 10 minutes)",
+    )
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/speed.json")
     args = p.parse_args(argv)
     try:
@@ -377,8 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         fail("speed", str(e))
 
     os.chdir(REPO)
-    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                    "corpus": str(args.skills)}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "corpus": str(args.skills),
+    }
 
     def save() -> None:  # after every section: a crash late on keeps what was measured
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -400,10 +480,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.scale:
                 if not args.no_two_corpora:
                     report["two_corpora"] = bench_two_corpora(work)  # before the big one:
-                    save()                                  # see run_process on memory
+                    save()  # see run_process on memory
                 probes = tuple(int(p) for p in args.ivf_probes.split(",") if p.strip())
-                report["synthetic"] = bench_synthetic(index, args.synthetic_skills,
-                                                      args.synthetic_queries, probes)
+                report["synthetic"] = bench_synthetic(
+                    index, args.synthetic_skills, args.synthetic_queries, probes
+                )
                 save()
     finally:
         if "startup" in report and "queries" in report:

@@ -52,7 +52,7 @@ COMMANDS = {
     "index": 0,
     "mcp": 0,
     "damaged-index": 2,  # search --no-rebuild on an index with a flipped byte
-    "empty-root": 2,     # search --skills <root of empty folders>
+    "empty-root": 2,  # search --skills <root of empty folders>
 }
 
 # stderr signatures of the known failure modes, most specific first
@@ -80,6 +80,7 @@ def retrieve_argv() -> list[str]:
 
 # -- one run --------------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     command: str
@@ -101,8 +102,12 @@ class Outcome:
     @property
     def crashed(self) -> bool:
         """A failure mode that is no clean exit at all: a signal, an abort, a traceback."""
-        return self.bad and (self.timed_out or self.rc not in (0, 2) or not self.output_ok
-                             or any(s in self.stderr for s, _ in SIGNATURES))
+        return self.bad and (
+            self.timed_out
+            or self.rc not in (0, 2)
+            or not self.output_ok
+            or any(s in self.stderr for s, _ in SIGNATURES)
+        )
 
     def exit_text(self) -> str:
         if self.rc is None:
@@ -137,11 +142,13 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run_plain(command: str, argv: list[str], env: dict, timeout: float,
-              check_stdout=None) -> Outcome:
+def run_plain(
+    command: str, argv: list[str], env: dict, timeout: float, check_stdout=None
+) -> Outcome:
     start = time.perf_counter()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     try:
         out, err = p.communicate(timeout=timeout)
         rc = p.returncode
@@ -149,8 +156,9 @@ def run_plain(command: str, argv: list[str], env: dict, timeout: float,
         p.kill()
         out, err = p.communicate()
         rc = None
-    o = Outcome(command, COMMANDS[command], rc, time.perf_counter() - start,
-                err.decode("utf-8", "replace"))
+    o = Outcome(
+        command, COMMANDS[command], rc, time.perf_counter() - start, err.decode("utf-8", "replace")
+    )
     if rc == o.expected and check_stdout is not None:
         o.note = check_stdout(out.decode("utf-8", "replace"), o.stderr)
         o.output_ok = not o.note
@@ -175,8 +183,9 @@ def run_mcp(argv: list[str], env: dict, timeout: float) -> Outcome:
     start = time.perf_counter()
     deadline = time.monotonic() + timeout
     with tempfile.TemporaryFile() as errfile:
-        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=errfile, env=env)
+        p = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errfile, env=env
+        )
         lines: queue.Queue = queue.Queue()
 
         def pump() -> None:
@@ -213,15 +222,32 @@ def run_mcp(argv: list[str], env: dict, timeout: float) -> Outcome:
                     return msg
 
         note = ""
-        if not send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": MCP_PROTOCOL, "capabilities": {},
-                "clientInfo": {"name": "benchmarks.stress", "version": "0"}}}):
+        if not send(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": MCP_PROTOCOL,
+                    "capabilities": {},
+                    "clientInfo": {"name": "benchmarks.stress", "version": "0"},
+                },
+            }
+        ):
             note = "server gone before initialize"
         elif (init := reply(1)) is None or "result" not in init:
             note = "no initialize result" if init is None else "initialize error"
-        elif not (send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-                  and send({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                      "name": "search_skills", "arguments": {"query": QUERY, "k": 3}}})):
+        elif not (
+            send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            and send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 2,
+                    "method": "tools/call",
+                    "params": {"name": "search_skills", "arguments": {"query": QUERY, "k": 3}},
+                }
+            )
+        ):
             note = "server gone before tools/call"
         elif (call := reply(2)) is None:
             note = "no tools/call reply"
@@ -239,12 +265,14 @@ def run_mcp(argv: list[str], env: dict, timeout: float) -> Outcome:
             rc = None
         errfile.seek(0)
         err = errfile.read().decode("utf-8", "replace")
-    o = Outcome("mcp", COMMANDS["mcp"], rc, time.perf_counter() - start, err,
-                output_ok=not note, note=note)
+    o = Outcome(
+        "mcp", COMMANDS["mcp"], rc, time.perf_counter() - start, err, output_ok=not note, note=note
+    )
     return o
 
 
 # -- set-up ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Setup:
@@ -268,26 +296,44 @@ def prepare(skills: Path, work: Path, timeout: float) -> Setup:
     env.pop("SKILL_RETRIEVER_MODEL", None)  # the default model, as a new user has it
     env.pop("SKILL_RETRIEVER_BACKEND", None)
     cmd = retrieve_argv()
-    where = subprocess.run([sys.executable, "-c", "import retriever; print(retriever.__file__)"],
-                           env=env, capture_output=True, text=True)
+    where = subprocess.run(
+        [sys.executable, "-c", "import retriever; print(retriever.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     source = str(Path(where.stdout.strip()).parent.parent) if where.returncode == 0 else "?"
     print(f"set-up: exercising the retriever of {source}", file=sys.stderr)
-    print(f"set-up: building the ONNX export and the index of {skills} in {home}",
-          file=sys.stderr, flush=True)
-    built = subprocess.run([*cmd, "index", "--skills", str(skills), "--json"], env=env,
-                           capture_output=True, text=True, timeout=max(timeout, 1800))
+    print(
+        f"set-up: building the ONNX export and the index of {skills} in {home}",
+        file=sys.stderr,
+        flush=True,
+    )
+    built = subprocess.run(
+        [*cmd, "index", "--skills", str(skills), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=max(timeout, 1800),
+    )
     if built.returncode != 0:
-        fail(f"`retrieve index` failed during set-up ({built.returncode}):\n"
-             f"{built.stderr[-2000:]}")
+        fail(f"`retrieve index` failed during set-up ({built.returncode}):\n{built.stderr[-2000:]}")
     index_dir = Path(json.loads(built.stdout)["index"])
     for _ in range(3):  # warm the page cache; the same race may hit here, so retry
-        warm = subprocess.run([*cmd, "search", "--skills", str(skills), "--no-rebuild",
-                               QUERY], env=env, capture_output=True, text=True,
-                              timeout=max(timeout, 300))
+        warm = subprocess.run(
+            [*cmd, "search", "--skills", str(skills), "--no-rebuild", QUERY],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=max(timeout, 300),
+        )
         if warm.returncode == 0:
             break
-        print(f"set-up: warm-up search failed ({warm.returncode}), "
-              f"retrying: {last_line(warm.stderr)}", file=sys.stderr)
+        print(
+            f"set-up: warm-up search failed ({warm.returncode}), "
+            f"retrying: {last_line(warm.stderr)}",
+            file=sys.stderr,
+        )
     else:
         fail(f"the warm-up search failed three times:\n{warm.stderr[-2000:]}")
 
@@ -311,19 +357,41 @@ def run_one(command: str, s: Setup, timeout: float) -> Outcome:
     if command == "search":
         return run_plain(command, [*s.retrieve, "search", *skills, QUERY], s.env, timeout)
     if command == "search-json":
-        return run_plain(command, [*s.retrieve, "search", *skills, "--json", QUERY], s.env,
-                         timeout, check_search_json)
+        return run_plain(
+            command,
+            [*s.retrieve, "search", *skills, "--json", QUERY],
+            s.env,
+            timeout,
+            check_search_json,
+        )
     if command == "index":
         return run_plain(command, [*s.retrieve, "index", *skills], s.env, timeout)
     if command == "mcp":
         return run_mcp([*s.retrieve, "mcp", *skills], s.env, timeout)
     if command == "damaged-index":
-        return run_plain(command, [*s.retrieve, "search", "--no-rebuild", *skills, "--index",
-                                   str(s.damaged_index), QUERY], s.env, timeout,
-                         check_user_error)
+        return run_plain(
+            command,
+            [
+                *s.retrieve,
+                "search",
+                "--no-rebuild",
+                *skills,
+                "--index",
+                str(s.damaged_index),
+                QUERY,
+            ],
+            s.env,
+            timeout,
+            check_user_error,
+        )
     if command == "empty-root":
-        return run_plain(command, [*s.retrieve, "search", "--skills", str(s.empty_root),
-                                   QUERY], s.env, timeout, check_user_error)
+        return run_plain(
+            command,
+            [*s.retrieve, "search", "--skills", str(s.empty_root), QUERY],
+            s.env,
+            timeout,
+            check_user_error,
+        )
     raise ValueError(command)
 
 
@@ -349,7 +417,7 @@ def worst_case(work: Path, timeout: float) -> dict:
     code = f"""
 import json, shutil, sys, time
 from pathlib import Path
-root = Path({str(work / 'worst')!r})
+root = Path({str(work / "worst")!r})
 shutil.copytree({str(BUNDLED)!r}, root)
 (root / "legal" / "contracts").mkdir(parents=True)
 (root / "legal" / "contracts" / "skill.yaml").write_text({WORST_SKILL!r}.format(
@@ -357,7 +425,7 @@ shutil.copytree({str(BUNDLED)!r}, root)
     phrase=" ".join(["term"] * 3000)))
 from retriever import SkillRetriever
 t = time.perf_counter()
-r = SkillRetriever.open(root, index_dir={str(work / 'worst-index')!r})
+r = SkillRetriever.open(root, index_dir={str(work / "worst-index")!r})
 out = {{"build_s": time.perf_counter() - t, "problems": len(r.problems)}}
 for name, words in (("query_5000_words", 5000), ("query_1400_words", 1400)):
     q = "contract review nda " + " ".join((["clause"] * 2 + ["term"]) * (words // 3))
@@ -371,8 +439,9 @@ for name, words in (("query_5000_words", 5000), ("query_1400_words", 1400)):
 print(json.dumps(out))
 """
     # the usual home: the ONNX export is made once there, not timed as part of the build
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=max(timeout, 600))
+    p = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=max(timeout, 600)
+    )
     if p.returncode != 0:
         fail(f"the worst-case run failed:\n{p.stderr[-2000:]}")
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -380,18 +449,28 @@ print(json.dumps(out))
 
 def print_worst_case(w: dict) -> None:
     print("\nWorst case tried (bundled skills + one adversarial skill; median of 5 searches)")
-    print(f"  build, with a 40,000-space rule, a 3,000-word trigger and rule phrase: "
-          f"{w['build_s']:.1f} s (was 82 s)")
-    print(f"  search, 5,000-word query: {w['query_5000_words_ms']:.1f} ms (was 245 s); "
-          f"1,400-word query: {w['query_1400_words_ms']:.1f} ms (was 4.5 s)")
+    print(
+        f"  build, with a 40,000-space rule, a 3,000-word trigger and rule phrase: "
+        f"{w['build_s']:.1f} s (was 82 s)"
+    )
+    print(
+        f"  search, 5,000-word query: {w['query_5000_words_ms']:.1f} ms (was 245 s); "
+        f"1,400-word query: {w['query_1400_words_ms']:.1f} ms (was 4.5 s)"
+    )
 
 
 # -- burners --------------------------------------------------------------------------------
 
+
 def start_burners(k: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-c", "while 1: pass"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-            for _ in range(k)]
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", "while 1: pass"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        for _ in range(k)
+    ]
 
 
 def stop_burners(burners: list[subprocess.Popen]) -> None:
@@ -403,6 +482,7 @@ def stop_burners(burners: list[subprocess.Popen]) -> None:
 
 
 # -- the report -----------------------------------------------------------------------------
+
 
 def summarise(outcomes: dict[str, list[Outcome]], keep: int) -> dict:
     rows = {}
@@ -417,7 +497,9 @@ def summarise(outcomes: dict[str, list[Outcome]], keep: int) -> dict:
                 seen[o.kind()] += 1
         secs = [o.seconds for o in runs]
         rows[command] = {
-            "expected_exit": COMMANDS[command], "runs": len(runs), "bad": len(bad),
+            "expected_exit": COMMANDS[command],
+            "runs": len(runs),
+            "bad": len(bad),
             "crashes": sum(o.crashed for o in runs),
             "kinds": dict(kinds.most_common()),
             "exits": dict(Counter(o.exit_text() for o in runs).most_common()),
@@ -430,18 +512,24 @@ def summarise(outcomes: dict[str, list[Outcome]], keep: int) -> dict:
 
 def print_report(report: dict) -> None:
     rows = report["commands"]
-    print(f"\nStress: {report['burners']} burners on {report['machine']['cpus']} cores, "
-          f"timeout {report['timeout_s']:.0f} s, collection {report['skills']}, "
-          f"retriever {report.get('retriever', '?')}")
-    head = (f"{'command':<15}{'expect':>7}{'runs':>6}{'bad':>5}{'crashes/N':>11}"
-            f"{'median s':>10}{'max s':>8}  failure kinds")
+    print(
+        f"\nStress: {report['burners']} burners on {report['machine']['cpus']} cores, "
+        f"timeout {report['timeout_s']:.0f} s, collection {report['skills']}, "
+        f"retriever {report.get('retriever', '?')}"
+    )
+    head = (
+        f"{'command':<15}{'expect':>7}{'runs':>6}{'bad':>5}{'crashes/N':>11}"
+        f"{'median s':>10}{'max s':>8}  failure kinds"
+    )
     print(head)
     print("-" * len(head))
     for command, r in rows.items():
         kinds = "; ".join(f"{n}x {k}" for k, n in r["kinds"].items()) or "-"
-        print(f"{command:<15}{r['expected_exit']:>7}{r['runs']:>6}{r['bad']:>5}"
-              f"{r['crashes']:>6}/{r['runs']:<4}{r['median_s']:>10.2f}{r['max_s']:>8.2f}  "
-              f"{kinds}")
+        print(
+            f"{command:<15}{r['expected_exit']:>7}{r['runs']:>6}{r['bad']:>5}"
+            f"{r['crashes']:>6}/{r['runs']:<4}{r['median_s']:>10.2f}{r['max_s']:>8.2f}  "
+            f"{kinds}"
+        )
     total_runs = sum(r["runs"] for r in rows.values())
     total_bad = sum(r["bad"] for r in rows.values())
     print(f"{'all':<15}{'':>7}{total_runs:>6}{total_bad:>5}")
@@ -453,28 +541,49 @@ def print_report(report: dict) -> None:
             shown.add(t["kind"])
             print(f"\n--- {command}: {t['kind']} ---")
             print(t["tail"])
-    print(f"\nset-up {report['setup_s']:.0f} s, counted runs {report['runs_s']:.0f} s, "
-          f"wall {report['wall_s']:.0f} s")
+    print(
+        f"\nset-up {report['setup_s']:.0f} s, counted runs {report['runs_s']:.0f} s, "
+        f"wall {report['wall_s']:.0f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-n", type=int, default=40, help="fresh runs per command (default 40)")
-    p.add_argument("--commands", default=",".join(COMMANDS),
-                   help=f"comma-separated subset of {','.join(COMMANDS)}")
-    p.add_argument("--burners", type=int, default=os.cpu_count() or 1,
-                   help="busy-loop processes during the runs (default: one per core)")
+    p.add_argument(
+        "--commands",
+        default=",".join(COMMANDS),
+        help=f"comma-separated subset of {','.join(COMMANDS)}",
+    )
+    p.add_argument(
+        "--burners",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="busy-loop processes during the runs (default: one per core)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per run (default 60)")
-    p.add_argument("--skills", type=Path, default=BUNDLED,
-                   help="skills root to use (default: the bundled collection)")
-    p.add_argument("--keep-tails", type=int, default=3,
-                   help="stderr tails kept per command (default 3)")
-    p.add_argument("--work", type=Path, default=None,
-                   help="keep the home, index and damaged copy here (default: a temporary "
-                        "folder, removed afterwards)")
+    p.add_argument(
+        "--skills",
+        type=Path,
+        default=BUNDLED,
+        help="skills root to use (default: the bundled collection)",
+    )
+    p.add_argument(
+        "--keep-tails", type=int, default=3, help="stderr tails kept per command (default 3)"
+    )
+    p.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="keep the home, index and damaged copy here (default: a temporary "
+        "folder, removed afterwards)",
+    )
     p.add_argument("--json-out", type=Path, default=REPO / "benchmarks/results/stress.json")
-    p.add_argument("--worst-case", action="store_true",
-                   help="only time the inputs that once blew up in time (no burners)")
+    p.add_argument(
+        "--worst-case",
+        action="store_true",
+        help="only time the inputs that once blew up in time (no burners)",
+    )
     args = p.parse_args(argv)
     if args.worst_case:
         with tempfile.TemporaryDirectory(prefix="stress-worst-") as tmp:
@@ -486,8 +595,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = [c.strip() for c in args.commands.split(",") if c.strip()]
     unknown = [c for c in commands if c not in COMMANDS]
     if unknown or not commands:
-        fail(f"unknown command(s) {', '.join(unknown) or '(none given)'}; "
-             f"choose from {', '.join(COMMANDS)}")
+        fail(
+            f"unknown command(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(COMMANDS)}"
+        )
     if args.n < 1 or args.burners < 0 or args.timeout <= 0:
         fail("-n must be >= 1, --burners >= 0 and --timeout > 0")
     skills = args.skills.expanduser().resolve()
@@ -500,9 +611,14 @@ def main(argv: list[str] | None = None) -> int:
             fail("the mcp command needs the mcp extra: pip install -e '.[mcp]'")
 
     wall0 = time.perf_counter()
-    report: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-                    "skills": str(skills), "n": args.n, "burners": args.burners,
-                    "timeout_s": args.timeout, "commands": {}}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "skills": str(skills),
+        "n": args.n,
+        "burners": args.burners,
+        "timeout_s": args.timeout,
+        "commands": {},
+    }
 
     def save() -> None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -531,8 +647,9 @@ def main(argv: list[str] | None = None) -> int:
                 o = run_one(command, setup, args.timeout)
                 outcomes[command].append(o)
                 if o.bad:
-                    print(f"  run {i + 1}/{args.n} {command}: {o.kind()}", file=sys.stderr,
-                          flush=True)
+                    print(
+                        f"  run {i + 1}/{args.n} {command}: {o.kind()}", file=sys.stderr, flush=True
+                    )
             bad = sum(o.bad for runs in outcomes.values() for o in runs)
             print(f"round {i + 1}/{args.n}: {bad} bad so far", file=sys.stderr, flush=True)
             report["commands"] = summarise(outcomes, args.keep_tails)

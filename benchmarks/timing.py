@@ -14,8 +14,12 @@ import numpy as np
 
 def stats(samples: list[float]) -> dict[str, float]:
     a = np.asarray(samples, dtype=float)
-    return {"median": float(np.median(a)), "p99": float(np.percentile(a, 99)),
-            "min": float(a.min()), "runs": len(a)}
+    return {
+        "median": float(np.median(a)),
+        "p99": float(np.percentile(a, 99)),
+        "min": float(a.min()),
+        "runs": len(a),
+    }
 
 
 def query_times(retriever, queries: list[str]) -> list[float]:

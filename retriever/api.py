@@ -6,10 +6,10 @@ import logging
 import sys
 import threading
 from collections.abc import Sequence
-from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retriever.documents import Document
 from retriever.errors import (
     IndexError_,
     IndexWriteError,
@@ -17,37 +17,19 @@ from retriever.errors import (
     StaleIndexError,
     UnknownSkillError,
 )
+from retriever.paths import PathArg, resolve_roots
 from retriever.rank import ScoringConfig
 from retriever.results import SearchResult
 from retriever.skill import LoadProblem, Skill
 
 if TYPE_CHECKING:
     from retriever.embed import Embedder
+    from retriever.index import SkillIndex
     from retriever.search import Searcher
-    from retriever.store import StoredIndex
 
 log = logging.getLogger(__name__)
 
-PathArg = str | PathLike[str]
 REBUILD_CHOICES = ("auto", "never", "always")
-
-
-def _roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
-    from retriever.paths import default_skill_roots
-
-    if skills is None:
-        return [r.resolve() for r in default_skill_roots()]
-    if isinstance(skills, (str, PathLike)):
-        skills = [skills]
-    roots = [Path(s).expanduser() for s in skills]
-    if not roots:
-        raise SkillLoadError("no skills roots given")
-    for r in roots:
-        if not r.exists():
-            raise SkillLoadError(f"skills root not found: {r}")
-        if not r.is_dir():
-            raise SkillLoadError(f"skills root is not a folder: {r}")
-    return [r.resolve() for r in roots]
 
 
 class SkillRetriever:
@@ -57,10 +39,11 @@ class SkillRetriever:
     :meth:`search`. Safe to share between threads.
     """
 
-    def __init__(self, searcher: Searcher, stored: StoredIndex, index_dir: Path,
-                 rebuilt_because: str | None) -> None:
+    def __init__(
+        self, searcher: Searcher, index: SkillIndex, index_dir: Path, rebuilt_because: str | None
+    ) -> None:
         self._searcher = searcher
-        self._stored = stored
+        self._index = index
         self.index_dir = index_dir
         #: Why :meth:`open` (re)built the index, or ``None`` when it was up to date.
         self.rebuilt_because = rebuilt_because
@@ -99,62 +82,54 @@ class SkillRetriever:
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
-        roots = _roots(skills)
+        roots = resolve_roots(skills)
         embedder = embedder or make_embedder(model, backend)
-        folder = Path(index_dir).expanduser() if index_dir else default_index_dir(
-            roots, embedder.model_id)
+        folder = (
+            Path(index_dir).expanduser()
+            if index_dir
+            else default_index_dir(roots, embedder.model_id)
+        )
         if folder.exists() and not folder.is_dir():
-            raise IndexError_(f"index folder {folder} is a file, not a folder: pass --index a "
-                              "folder (it is created if missing)")
+            raise IndexError_(
+                f"index folder {folder} is a file, not a folder: pass --index a "
+                "folder (it is created if missing)"
+            )
         if progress is None:
             progress = sys.stderr.isatty()
 
         # Every module the query path needs is imported here, on this thread, before the
         # warm-up thread starts: two threads importing numpy at once (onnxruntime's import in
         # one, FAISS's in the other) can leave numpy half-initialised and kill the process.
-        _import_native_modules()
+        _import_native_modules(embedder)
         # Loading the model's runtime overlaps with reading the index: both are mostly
         # native code that releases the GIL, and this machine has more than one core.
-        warm = getattr(embedder, "warm", None)
-        warming = None
-        if warm is not None:
-            warming = threading.Thread(target=warm, name="embedder-warm")
-            warming.start()
+        warming = threading.Thread(target=embedder.warm, name="embedder-warm")
+        warming.start()
         try:
-            stored, reason = cls._open_or_build(folder, roots, discover(roots), embedder,
-                                                rebuild, progress, corpus_fingerprint)
+            index, reason = cls._open_or_build(
+                folder, roots, discover(roots), embedder, rebuild, progress, corpus_fingerprint
+            )
             from retriever.search import Searcher
 
-            searcher = Searcher(stored, embedder, config or ScoringConfig())
+            searcher = Searcher(index, embedder, config or ScoringConfig())
         finally:
             # Joined on every path, errors included: a process that exits while this thread
             # is inside onnxruntime aborts ("terminate called without an active exception").
-            if warming is not None:
-                warming.join()
-        return cls(searcher, stored, folder, reason)
+            warming.join()
+        return cls(searcher, index, folder, reason)
 
     @classmethod
-    def _open_or_build(cls, folder, roots, sources, embedder, rebuild, progress,
-                       corpus_fingerprint) -> tuple[StoredIndex, str | None]:
+    def _open_or_build(
+        cls, folder, roots, sources, embedder, rebuild, progress, corpus_fingerprint
+    ) -> tuple[SkillIndex, str | None]:
         """The index in ``folder``, built first when ``rebuild`` and its state call for it;
         and why it was built (``None``: it was up to date)."""
-        from retriever.store import build_lock, load_index, read_manifest
+        from retriever.store import build_lock, index_status, load_index
 
         fingerprint = corpus_fingerprint(sources)
 
         def why_rebuild() -> str | None:
-            try:
-                manifest = read_manifest(folder)
-            except IndexError_ as e:
-                return str(e)
-            if manifest is None:
-                return "no index yet"
-            if manifest.get("model") != embedder.model_id:
-                return (f"built with model '{manifest.get('model')}', "
-                        f"asked for '{embedder.model_id}'")
-            if manifest.get("corpus_fingerprint") != fingerprint:
-                return "the skill files changed since it was built"
-            return None
+            return index_status(folder, embedder.model_id, fingerprint).stale_because
 
         reason = "rebuild asked for" if rebuild == "always" else why_rebuild()
         if reason is None:
@@ -165,7 +140,8 @@ class SkillRetriever:
         if rebuild == "never":
             raise StaleIndexError(
                 f"index {folder} cannot be used: {reason}. Build it with `retrieve index`"
-                " (or allow rebuilding)")
+                " (or allow rebuilding)"
+            )
         try:
             with build_lock(folder):
                 if rebuild != "always" and why_rebuild() is None:
@@ -174,16 +150,16 @@ class SkillRetriever:
                     except IndexError_:
                         pass
                 log.info("building index %s (%s)", folder, reason)
-                cls._build(folder, roots, sources, fingerprint, embedder, progress)
-                return load_index(folder), reason
+                return cls._build(folder, roots, sources, fingerprint, embedder, progress), reason
         except IndexWriteError as e:
             raise StaleIndexError(
                 f"index {folder} needs a rebuild ({reason}) but cannot be rebuilt there: {e}. "
                 "Rebuild it where the folder is writable (`retrieve index --skills ... --index "
-                f"{folder}`), or pass --index a writable folder") from e
+                f"{folder}`), or pass --index a writable folder"
+            ) from e
 
     @staticmethod
-    def _build(folder, roots, sources, fingerprint, embedder, progress) -> None:
+    def _build(folder, roots, sources, fingerprint, embedder, progress) -> SkillIndex:
         from retriever import __version__
         from retriever.indexer import build_index
         from retriever.load.collection import load_sources
@@ -195,15 +171,23 @@ class SkillRetriever:
             where = ", ".join(str(r) for r in roots)
             problems = "; ".join(str(p) for p in report.problems[:3])
             raise SkillLoadError(
-                f"no skills found under {where}" + (f" ({problems})" if problems else "")
-                + ": expected <dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md")
+                f"no skills found under {where}"
+                + (f" ({problems})" if problems else "")
+                + ": expected <dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md"
+            )
         try:  # the index being replaced, as a cache of vectors already computed
             previous = load_index(folder)
         except IndexError_:
             previous = None
-        built = build_index(report, embedder, fingerprint=fingerprint,
-                            package_version=__version__, progress=progress, previous=previous)
-        save_index(folder, built, report.skills, report.problems)
+        built = build_index(
+            report,
+            embedder,
+            fingerprint=fingerprint,
+            package_version=__version__,
+            progress=progress,
+            previous=previous,
+        )
+        return save_index(folder, built)  # used as built: nothing is read back
 
     # -- using ------------------------------------------------------------------------------
 
@@ -213,20 +197,36 @@ class SkillRetriever:
 
     @property
     def skills(self) -> tuple[Skill, ...]:
-        return self._stored.skills
+        return self._index.skills
 
     @property
     def problems(self) -> tuple[LoadProblem, ...]:
         """What went wrong loading the collection when the index was built."""
-        return self._stored.problems
+        return self._index.problems
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return dict(self._stored.manifest)
+        return dict(self._index.manifest)
+
+    @property
+    def index(self) -> SkillIndex:
+        """The opened index itself (documents, vectors, BM25, skills), for code that ranks
+        or measures over it directly, such as the benchmarks."""
+        return self._index
+
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        """The indexed texts, one per vector, in index order."""
+        return self._index.documents
 
     @property
     def document_count(self) -> int:
-        return len(self._stored.documents)
+        return len(self._index.documents)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedding model the index was opened with (e.g. to count tokens)."""
+        return self._searcher.embedder
 
     def skill(self, skill_id: str) -> Skill:
         """One skill by id; ``UnknownSkillError`` names close ids when there is no such skill."""
@@ -235,8 +235,9 @@ class SkillRetriever:
             raise UnknownSkillError(unknown_skill_message(skill_id, self._searcher.skills))
         return found
 
-    def render_markdown(self, result: SearchResult, max_chars: int | None = None, *,
-                        max_tokens: int | None = None) -> str:
+    def render_markdown(
+        self, result: SearchResult, max_chars: int | None = None, *, max_tokens: int | None = None
+    ) -> str:
         """The result's skills and patterns as prompt-ready Markdown, best first, whole blocks.
 
         Give ``max_tokens`` to count the budget with the embedding model's tokenizer, or
@@ -245,30 +246,26 @@ class SkillRetriever:
         from retriever.render import render_result
 
         if max_tokens is not None:
-            count = getattr(self._searcher.embedder, "count_tokens", None)
-            if count is None:  # an embedder without a tokenizer: words as tokens
-                from retriever.keywords import words
-
-                def count(text: str) -> int:
-                    return len(words(text)) + text.count("\n")
-
-            return render_result(result, self._searcher.skills, budget=max_tokens,
-                                 measure=count)
-        return render_result(result, self._searcher.skills,
-                             budget=6000 if max_chars is None else max_chars)
+            return render_result(
+                result,
+                self._searcher.skills,
+                budget=max_tokens,
+                measure=self._searcher.embedder.count_tokens,
+            )
+        return render_result(
+            result, self._searcher.skills, budget=6000 if max_chars is None else max_chars
+        )
 
 
-def _import_native_modules() -> None:
+def _import_native_modules(embedder: Embedder) -> None:
     """Import, on the calling thread, the native modules that opening and searching use."""
-    import faiss  # noqa: F401
     import numpy  # noqa: F401
-    import Stemmer  # noqa: F401
 
-    try:  # the fast embedding path; absent only in unusual installs
-        import onnxruntime  # noqa: F401
-        import tokenizers  # noqa: F401
-    except ImportError:
-        pass
+    from retriever import lexical, vectors
+
+    vectors.import_library()
+    lexical.import_stemmer()
+    embedder.import_modules()
 
 
 def unknown_skill_message(skill_id: str, known: dict[str, Skill] | Sequence[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from retriever.load.shapes import first_sentence
 from retriever.skill import Skill
@@ -31,23 +32,31 @@ MAX_SECTIONS = 12
 
 @dataclass(frozen=True)
 class Document:
-    """One embedded text: whose it is, what kind, which field it came from, and the text."""
+    """One embedded text: whose it is, what kind, which field it came from, and the text.
+
+    ``item`` is the position, in its list, of the trigger, pattern or anti-pattern the
+    document stands for (``None`` for a card, topics or a section); ``field`` is the same
+    place written for people ("patterns[3]") and is never parsed back.
+    """
 
     skill_id: str
     kind: str
     field: str  # e.g. "card", "triggers[3]", "patterns[0]", "owns/tags", "body#Usage"
     text: str
+    item: int | None = None
 
-    @property
-    def item(self) -> int | None:
-        """The pattern/anti-pattern/trigger position this document stands for, if any."""
-        return field_item(self.field)
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skill_id": self.skill_id,
+            "kind": self.kind,
+            "field": self.field,
+            "text": self.text,
+            "item": self.item,
+        }
 
-
-def field_item(field: str) -> int | None:
-    """``"patterns[3]"`` -> 3: the position a document's field names, if it names one."""
-    m = re.search(r"\[(\d+)\]$", field)
-    return int(m.group(1)) if m else None
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Document:
+        return cls(data["skill_id"], data["kind"], data["field"], data["text"], data.get("item"))
 
 
 def _join(*parts: str) -> str:
@@ -64,7 +73,8 @@ def card_text(skill: Skill) -> str:
 def _sections(body: str) -> list[tuple[str, str]]:
     """``(heading, text)`` for each ``#``/``##`` section of a Markdown body that has text."""
     out: list[tuple[str, str]] = []
-    heading, lines, in_code = "", [], False
+    heading, in_code = "", False
+    lines: list[str] = []
     for line in body.splitlines() + ["# "]:
         if line.lstrip().startswith("```"):
             in_code = not in_code
@@ -86,22 +96,30 @@ def skill_documents(skill: Skill) -> list[Document]:
     """Every document of one skill, in a fixed order."""
     sid = skill.id
     docs = [Document(sid, CARD, "card", card_text(skill))]
-    docs += [Document(sid, TRIGGER, f"triggers[{i}]", t) for i, t in enumerate(skill.triggers)]
+    docs += [Document(sid, TRIGGER, f"triggers[{i}]", t, i) for i, t in enumerate(skill.triggers)]
     if skill.owns or skill.tags:
         topics = ", ".join(dict.fromkeys(skill.owns + skill.tags))
         docs.append(Document(sid, TOPICS, "owns/tags", f"{skill.name} covers: {topics}"))
     for i, p in enumerate(skill.patterns):
         text = _join(f"{p.name}:", p.description, f"When: {p.when}" if p.when else "")
-        docs.append(Document(sid, PATTERN, f"patterns[{i}]", text))
+        docs.append(Document(sid, PATTERN, f"patterns[{i}]", text, i))
     for i, a in enumerate(skill.anti_patterns):
         text = _join(
-            f"Avoid {a.name}:", a.description,
-            f"Why: {a.why}" if a.why else "", f"Instead: {a.instead}" if a.instead else "",
+            f"Avoid {a.name}:",
+            a.description,
+            f"Why: {a.why}" if a.why else "",
+            f"Instead: {a.instead}" if a.instead else "",
         )
-        docs.append(Document(sid, ANTI_PATTERN, f"anti_patterns[{i}]", text))
+        docs.append(Document(sid, ANTI_PATTERN, f"anti_patterns[{i}]", text, i))
     for heading, text in _sections(skill.body):
-        docs.append(Document(sid, SECTION, f"body#{heading}" if heading else "body",
-                             _join(f"{heading}:" if heading else "", text)[:SECTION_CHARS]))
+        docs.append(
+            Document(
+                sid,
+                SECTION,
+                f"body#{heading}" if heading else "body",
+                _join(f"{heading}:" if heading else "", text)[:SECTION_CHARS],
+            )
+        )
     return [d for d in docs if d.text.strip()]
 
 

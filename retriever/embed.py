@@ -7,11 +7,12 @@ sentence-transformers (and torch) are imported only when a model is actually loa
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from retriever.errors import ModelError
 
@@ -27,17 +28,48 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 ENV_MODEL = "SKILL_RETRIEVER_MODEL"
 
 
-class Embedder(Protocol):
-    """What the indexer and the searcher need from an embedding model."""
+class Embedder(abc.ABC):
+    """What the indexer and the searcher need from an embedding model.
+
+    Subclass it: ``model_id``, ``dimension`` and ``encode`` are required; every other
+    capability the package may use is declared here with a default, so no caller has to
+    guess what an embedder can do.
+    """
 
     model_id: str  # recorded in the index manifest; a different id makes an index stale
 
     @property
-    def dimension(self) -> int: ...
+    @abc.abstractmethod
+    def dimension(self) -> int:
+        """The length of every vector."""
 
+    @abc.abstractmethod
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
-        ...
+
+    def truncates(self, text: str) -> bool:
+        """Whether ``text`` is longer than the model reads (default: never)."""
+        return False
+
+    def encode_query(self, text: str) -> tuple[np.ndarray, bool]:
+        """``encode([text])`` (1 x d) and ``truncates(text)``; embedders that tokenise can
+        answer both from one tokenisation."""
+        return self.encode([text]), self.truncates(text)
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model makes of ``text``, for token budgets (default: its
+        words, and a token per line break)."""
+        from retriever.keywords import words
+
+        return len(words(text)) + text.count("\n")
+
+    def import_modules(self) -> None:  # noqa: B027 - a capability whose default is nothing
+        """Import the native modules ``warm`` and ``encode`` use, on the calling thread: it
+        runs on the main thread before ``warm`` runs on another (imports must never race)."""
+
+    def warm(self) -> None:  # noqa: B027 - a capability whose default is nothing
+        """Load what the first query would otherwise wait for (called on a thread while an
+        index is read; it must import nothing, ``import_modules`` did)."""
 
 
 def packaged_model_path() -> Path:
@@ -93,10 +125,11 @@ def cached_model_path(name: str) -> str:
         f"model '{name}' is neither a folder nor in the Hugging Face cache, and nothing is "
         "downloaded at run time: pass a local model folder, or fetch it once where there is "
         f"a network (`huggingface-cli download {candidates[-1]}`; HF_HUB_OFFLINE=0 lets this "
-        "command download it)")
+        "command download it)"
+    )
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """An ``Embedder`` backed by sentence-transformers, loaded on first use."""
 
     def __init__(self, model: str | None = None, *, device: str = "cpu") -> None:
@@ -104,6 +137,11 @@ class SentenceTransformerEmbedder:
         self._device = device
         self._model = None
         self._lock = threading.Lock()  # one load, and torch modules are not re-entrant
+
+    @property
+    def model(self):
+        """The loaded ``SentenceTransformer`` (loaded now if it was not), e.g. to train it."""
+        return self._get()
 
     def _get(self):
         if self._model is None:
@@ -164,7 +202,7 @@ BACKENDS = ("auto", "onnx", "torch")
 ENV_BACKEND = "SKILL_RETRIEVER_BACKEND"
 
 
-class _ExportingEmbedder:
+class _ExportingEmbedder(Embedder):
     """Exports the model to ONNX on first use, checks it, then runs the export.
 
     Falls back to sentence-transformers, with a notice, when the export is not possible
@@ -192,7 +230,7 @@ class _ExportingEmbedder:
         exported = (self._folder / "export.json").is_file()
         # Outside the fallback below: a model that does not load at all is one error,
         # reported once, not again by a fallback that would fail the same way.
-        model = None if exported else slow._get()
+        model = None if exported else slow.model
         try:
             if model is not None:
                 log.info("exporting %s to ONNX for fast queries (once per model)", self.model_id)
@@ -208,8 +246,11 @@ class _ExportingEmbedder:
         except Exception as e:  # noqa: BLE001 - any export failure leaves the slow path
             if self._strict:
                 raise ModelError(f"ONNX backend unavailable for '{self.model_id}': {e}") from e
-            log.warning("fast ONNX path unavailable for '%s' (%s); using sentence-transformers",
-                        self.model_id, e)
+            log.warning(
+                "fast ONNX path unavailable for '%s' (%s); using sentence-transformers",
+                self.model_id,
+                e,
+            )
             return slow
 
     @property
@@ -217,23 +258,21 @@ class _ExportingEmbedder:
         return self._get().dimension
 
     def truncates(self, text: str) -> bool:
-        return bool(getattr(self._get(), "truncates", lambda _: False)(text))
+        return self._get().truncates(text)
 
     def count_tokens(self, text: str) -> int:
         return self._get().count_tokens(text)
 
     def encode_query(self, text: str) -> tuple[np.ndarray, bool]:
-        delegate = self._get()
-        if hasattr(delegate, "encode_query"):
-            return delegate.encode_query(text)
-        return delegate.encode([text]), self.truncates(text)
+        return self._get().encode_query(text)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         return self._get().encode(texts, progress=progress)
 
 
-def make_embedder(model: str | None = None, backend: str | None = None,
-                  models_home: Path | None = None) -> Embedder:
+def make_embedder(
+    model: str | None = None, backend: str | None = None, models_home: Path | None = None
+) -> Embedder:
     """The embedder for ``model``: the ONNX export when possible, else sentence-transformers.
 
     ``backend``: ``"auto"`` (default, or ``$SKILL_RETRIEVER_BACKEND``) uses the ONNX export,

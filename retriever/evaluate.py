@@ -53,8 +53,11 @@ def read_queries(path: str | Path, *, allow_unlabelled: bool = False) -> list[La
         q, rel = obj.get("query"), obj.get("relevant")
         if not isinstance(q, str) or not q.strip():
             raise QueryError(f"{path}:{n}: 'query' must be a non-empty string")
-        if (not isinstance(rel, list) or not (rel or allow_unlabelled)
-                or not all(isinstance(r, str) for r in rel)):
+        if (
+            not isinstance(rel, list)
+            or not (rel or allow_unlabelled)
+            or not all(isinstance(r, str) for r in rel)
+        ):
             what = "a list" if allow_unlabelled else "a non-empty list"
             raise QueryError(f"{path}:{n}: 'relevant' must be {what} of skill ids")
         qid = str(obj.get("id", f"line-{n}"))
@@ -93,10 +96,13 @@ class EvalReport:
     run: dict[str, list[str]]  # query id -> ranked skill ids
 
     def to_dict(self) -> dict:
-        return {**{k: round(v, 4) if isinstance(v, float) else v
-                   for k, v in self.metrics.items()},
-                "by_source": {s: {k: round(v, 4) if isinstance(v, float) else v
-                                  for k, v in m.items()} for s, m in self.by_source.items()}}
+        return {
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in self.metrics.items()},
+            "by_source": {
+                s: {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+                for s, m in self.by_source.items()
+            },
+        }
 
 
 def evaluate(
@@ -106,7 +112,8 @@ def evaluate(
 ) -> EvalReport:
     """Run ``rank_fn`` (query text -> ranked skill ids) on each query and average the metrics."""
     run: dict[str, list[str]] = {}
-    per_query, by_source = [], {}
+    per_query: list[dict[str, float]] = []
+    by_source: dict[str, list[dict[str, float]]] = {}
     for i, q in enumerate(queries):
         ranked = rank_fn(q.query)
         run[q.id] = ranked

@@ -11,10 +11,16 @@ A rule's trigger is read one of two ways:
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from retriever.keywords import too_long, words
-from retriever.skill import HandoffRule
+from retriever.keywords import PhraseMatcher, too_long, words
+from retriever.skill import HandoffRule, Skill
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_KEYWORD_WORDS = 3
 _OR = re.compile(r" ?\| ?| or | ?, ?| ?/ ?", re.I)
@@ -50,7 +56,8 @@ def _alternatives(trigger: str) -> list[str]:
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A handoff rule with its reading decided once, at index open."""
+    """A handoff rule with its reading decided once per index: its keyword phrases, or none
+    (a natural-language rule, matched by its vector)."""
 
     skill_id: str
     rule: HandoffRule
@@ -60,3 +67,72 @@ class CompiledRule:
     @property
     def is_keyword(self) -> bool:
         return bool(self.phrases)
+
+
+def compile_rules(skills: Iterable[Skill]) -> list[CompiledRule]:
+    """Every rule of ``skills``, numbered in the one order the index's rule matrix uses
+    (skills in order, then each skill's rules)."""
+    rules: list[CompiledRule] = []
+    for skill in skills:
+        for rule in skill.handoffs:
+            rules.append(CompiledRule(skill.id, rule, len(rules), rule_phrases(rule.trigger)))
+    return rules
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A rule that fired: its source, target, score and why."""
+
+    rule: CompiledRule
+    score: float  # 1.0 for a keyword rule, the cosine for a natural-language rule
+    reason: str
+
+
+class HandoffRules:
+    """The rules of a collection, compiled once per index, and which of them fire."""
+
+    def __init__(self, skills: Iterable[Skill], rule_vectors: np.ndarray) -> None:
+        self.rule_vectors = rule_vectors
+        self.by_skill: dict[str, list[CompiledRule]] = defaultdict(list)
+        for c in compile_rules(skills):
+            self.by_skill[c.skill_id].append(c)
+        self._phrases = PhraseMatcher(
+            (p, (c.skill_id, c.row)) for cs in self.by_skill.values() for c in cs for p in c.phrases
+        )
+
+    def fire(
+        self, query: str, query_vector: np.ndarray, sources: list[str], threshold: float
+    ) -> list[Fired]:
+        """The rules of ``sources`` (skill ids, best first) that fire for the query; one per
+        (source, target), the best scoring kept, in the order of their sources.
+
+        A keyword rule fires when one of its phrases stands in the query; a natural-language
+        rule when its vector's cosine with the query reaches ``threshold``. A skill's rule
+        to itself never fires.
+        """
+        keyword_rows = {
+            row: gram for (sid, row), gram in self._phrases.find(query).items() if sid in sources
+        }
+        best: dict[tuple[str, str], Fired] = {}
+        for sid in sources:
+            for c in self.by_skill.get(sid, ()):
+                if c.rule.target == sid:
+                    continue
+                if c.is_keyword:
+                    gram = keyword_rows.get(c.row)
+                    if gram is None:
+                        continue
+                    fired = Fired(
+                        c, 1.0, f"'{' '.join(gram)}' in the query matches rule '{c.rule.trigger}'"
+                    )
+                else:
+                    score = float(self.rule_vectors[c.row] @ query_vector)
+                    if score < threshold:
+                        continue
+                    fired = Fired(
+                        c, score, f"the query resembles the rule '{c.rule.trigger}' ({score:.2f})"
+                    )
+                key = (sid, c.rule.target)
+                if key not in best or fired.score > best[key].score:
+                    best[key] = fired
+        return sorted(best.values(), key=lambda f: (sources.index(f.rule.skill_id), -f.score))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterable, Iterator
+from typing import Any
 
 _WORD = re.compile(r"[^\W_]+(?:[+#]+)?")
 
@@ -42,7 +43,7 @@ class PhraseMatcher:
     def __init__(self, phrases: Iterable[tuple[str, Hashable]]) -> None:
         # a node: {word: child node}; the keys of the phrases ending at a node sit under
         # the key ``None``
-        self._root: dict = {}
+        self._root: dict[Any, Any] = {}
         for phrase, key in phrases:
             w = words(phrase)
             if not w or len(w) > MAX_PHRASE_WORDS:
@@ -52,7 +53,7 @@ class PhraseMatcher:
                 node = node.setdefault(word, {})
             node.setdefault(None, []).append(key)
 
-    def find(self, text: str) -> dict[Hashable, tuple[str, ...]]:
+    def find(self, text: str) -> dict[Any, tuple[str, ...]]:
         """``{key: matched words}`` for every phrase that stands in ``text`` as whole words.
 
         A key with several phrases in the text gets its shortest one, the first of equals.
@@ -62,16 +63,17 @@ class PhraseMatcher:
         for start in range(len(w)):
             node = self._root
             for end in range(start, min(len(w), start + MAX_PHRASE_WORDS)):
-                node = node.get(w[end])
-                if node is None:
+                child = node.get(w[end])
+                if child is None:
                     break
+                node = child
                 n = end - start + 1
                 for key in node.get(None, ()):
                     if key not in best or (n, start) < best[key]:
                         best[key] = (n, start)
         # in the order of the match's length, then place (the order callers list them in)
         order = sorted(best.items(), key=lambda item: item[1])
-        return {key: w[start:start + n] for key, (n, start) in order}
+        return {key: w[start : start + n] for key, (n, start) in order}
 
 
 def too_long(phrase: str) -> bool:

@@ -24,6 +24,11 @@ ARRAYS = "bm25.npz"
 PARAMS = "bm25.json"
 
 
+def import_stemmer() -> None:
+    """Import PyStemmer now, on the calling thread (see ``api``: imports must never race)."""
+    import Stemmer  # noqa: F401
+
+
 def _stemmer():
     import Stemmer  # PyStemmer
 
@@ -51,8 +56,11 @@ class LexicalIndex:
         """BM25 score of every skill (in index order) for ``text``."""
         import numpy as np
 
-        spans = [(self.indptr[t], self.indptr[t + 1])
-                 for t in (self.vocab.get(token) for token in self.tokens(text)) if t is not None]
+        spans = [
+            (self.indptr[t], self.indptr[t + 1])
+            for t in (self.vocab.get(token) for token in self.tokens(text))
+            if t is not None
+        ]
         if not spans:
             return np.zeros(self.num_docs, dtype=np.float32)
         # one weighted count over the rows of every query term (a repeated term counts
@@ -61,16 +69,25 @@ class LexicalIndex:
         data = np.concatenate([self.data[lo:hi] for lo, hi in spans])
         return np.bincount(indices, weights=data, minlength=self.num_docs).astype(np.float32)
 
-    def save(self, folder: Path) -> list[str]:
+    def save(self, folder: Path) -> None:
         import numpy as np
 
         np.savez(folder / ARRAYS, data=self.data, indices=self.indices, indptr=self.indptr)
-        (folder / PARAMS).write_text(json.dumps({
-            "num_docs": self.num_docs, "vocab": self.vocab,
-            "stopwords": sorted(self.stopwords), "token_pattern": TOKEN_PATTERN,
-            "stemmer": STEMMER_LANGUAGE, "method": "lucene", "k1": 1.5, "b": 0.75,
-        }, ensure_ascii=False))
-        return [ARRAYS, PARAMS]
+        (folder / PARAMS).write_text(
+            json.dumps(
+                {
+                    "num_docs": self.num_docs,
+                    "vocab": self.vocab,
+                    "stopwords": sorted(self.stopwords),
+                    "token_pattern": TOKEN_PATTERN,
+                    "stemmer": STEMMER_LANGUAGE,
+                    "method": "lucene",
+                    "k1": 1.5,
+                    "b": 0.75,
+                },
+                ensure_ascii=False,
+            )
+        )
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
@@ -79,8 +96,14 @@ class LexicalIndex:
         params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
         with np.load(folder / ARRAYS, allow_pickle=False) as arrays:
             data, indices, indptr = arrays["data"], arrays["indices"], arrays["indptr"]
-        return cls(params["vocab"], data, indices, indptr, int(params["num_docs"]),
-                   frozenset(params["stopwords"]))
+        return cls(
+            params["vocab"],
+            data,
+            indices,
+            indptr,
+            int(params["num_docs"]),
+            frozenset(params["stopwords"]),
+        )
 
 
 def build_lexical(texts: list[str]) -> LexicalIndex:
@@ -92,5 +115,11 @@ def build_lexical(texts: list[str]) -> LexicalIndex:
     model = bm25s.BM25(k1=1.5, b=0.75, method="lucene")
     model.index(tokens, show_progress=False)
     s = model.scores
-    return LexicalIndex(dict(model.vocab_dict), s["data"], s["indices"], s["indptr"],
-                        int(s["num_docs"]), frozenset(STOPWORDS_EN))
+    return LexicalIndex(
+        dict(model.vocab_dict),
+        s["data"],
+        s["indices"],
+        s["indptr"],
+        int(s["num_docs"]),
+        frozenset(STOPWORDS_EN),
+    )

@@ -61,8 +61,11 @@ def _skill_findings(skill: Skill) -> list[Finding]:
             add(WARNING, "empty-pattern", f"patterns[{i}] '{p.name}' has a name and no text")
     for i, a in enumerate(skill.anti_patterns):
         if not (a.description or a.why or a.instead):
-            add(WARNING, "empty-anti-pattern",
-                f"anti_patterns[{i}] '{a.name}' has a name and no text")
+            add(
+                WARNING,
+                "empty-anti-pattern",
+                f"anti_patterns[{i}] '{a.name}' has a name and no text",
+            )
     return out
 
 
@@ -76,8 +79,15 @@ def _collisions(skills: tuple[Skill, ...]) -> list[Finding]:
     for phrase, ss in sorted(owners.items()):
         if len(ss) > 1:
             names = ", ".join(s.id for s in ss)
-            out.append(Finding(WARNING, "trigger-collision", ss[0].id, ss[0].path,
-                               f"trigger '{' '.join(phrase)}' is in {len(ss)} skills: {names}"))
+            out.append(
+                Finding(
+                    WARNING,
+                    "trigger-collision",
+                    ss[0].id,
+                    ss[0].path,
+                    f"trigger '{' '.join(phrase)}' is in {len(ss)} skills: {names}",
+                )
+            )
     return out
 
 
@@ -86,22 +96,35 @@ def reach_queries(skill: Skill) -> list[str]:
     return list(dict.fromkeys([skill.name, *skill.triggers[: REACH_QUERIES - 1]]))
 
 
-def unreachable(skills: tuple[Skill, ...], rank: Callable[[str], list[str]],
-                progress: Callable[[int], None] | None = None) -> list[Finding]:
+def unreachable(
+    skills: tuple[Skill, ...],
+    rank: Callable[[str], list[str]],
+    progress: Callable[[int], None] | None = None,
+) -> list[Finding]:
     """Skills in nobody's top ``REACH_K`` for their own name and triggers."""
     out = []
     for n, s in enumerate(skills, 1):
         if not any(s.id in rank(q)[:REACH_K] for q in reach_queries(s) if words(q)):
-            out.append(Finding(WARNING, "unreachable", s.id, s.path,
-                               f"not in the top {REACH_K} for its own name or triggers "
-                               f"({'; '.join(reach_queries(s))[:120]})"))
+            out.append(
+                Finding(
+                    WARNING,
+                    "unreachable",
+                    s.id,
+                    s.path,
+                    f"not in the top {REACH_K} for its own name or triggers "
+                    f"({'; '.join(reach_queries(s))[:120]})",
+                )
+            )
         if progress:
             progress(n)
     return out
 
 
-def lint(report: LoadReport, rank: Callable[[str], list[str]] | None = None,
-         progress: Callable[[int], None] | None = None) -> list[Finding]:
+def lint(
+    report: LoadReport,
+    rank: Callable[[str], list[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Finding]:
     """Every finding for a loaded collection; ``rank`` (query -> skill ids) adds reachability."""
     findings = _load_findings(report)
     for s in report.skills:

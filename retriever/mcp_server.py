@@ -52,23 +52,34 @@ def compact_result(result) -> dict[str, Any]:
     skills = []
     for s in result.skills:
         why = s.matches[0] if s.matches else None
-        skills.append({
-            "id": s.id,
-            "name": s.name,
-            "score": round(s.score, 3),
-            "via": s.via,
-            "description": s.description[:300],
-            "why": f"{why.field}: {why.text[:160]}" if why else "",
-            "patterns": [{"name": p.name, "kind": p.kind, "score": round(p.score, 3)}
-                         for p in s.patterns],
-        })
-    handoffs = [{"from": h.from_skill, "to": h.to_skill, "reason": h.reason,
-                 "resolved": h.resolved} for h in result.handoffs]
+        skills.append(
+            {
+                "id": s.id,
+                "name": s.name,
+                "score": round(s.score, 3),
+                "via": s.via,
+                "description": s.description[:300],
+                "why": f"{why.field}: {why.text[:160]}" if why else "",
+                "patterns": [
+                    {"name": p.name, "kind": p.kind, "score": round(p.score, 3)} for p in s.patterns
+                ],
+            }
+        )
+    handoffs = [
+        {"from": h.from_skill, "to": h.to_skill, "reason": h.reason, "resolved": h.resolved}
+        for h in result.handoffs
+    ]
     if result.no_match:
         # Said first, and the nearest skills kept apart from answers, so that an agent
         # cannot take them for guidance that fits.
-        return {"query": result.query, "no_match": True, "skills": [], "handoffs": [],
-                "notes": list(result.notes), "nearest": [s["id"] for s in skills]}
+        return {
+            "query": result.query,
+            "no_match": True,
+            "skills": [],
+            "handoffs": [],
+            "notes": list(result.notes),
+            "nearest": [s["id"] for s in skills],
+        }
     out: dict[str, Any] = {"query": result.query, "skills": skills, "handoffs": handoffs}
     if result.notes:
         out["notes"] = list(result.notes)
@@ -86,7 +97,7 @@ def build_server(retriever: SkillRetriever):
         name="skill-retriever",
         version=__version__,
         instructions="Look up expert skills for a task with search_skills, then load one "
-                     "with get_skill.",
+        "with get_skill.",
         log_level="WARNING",
     )
 
@@ -102,8 +113,9 @@ def build_server(retriever: SkillRetriever):
     @server.tool(name="get_skill", description=GET_DESCRIPTION)
     def get_skill(id: str, sections: list[str] | None = None) -> str:  # noqa: A002 - MCP arg
         try:
-            return render_skill(retriever.skill(_text(id)),
-                                [_text(s) for s in sections] if sections else None)
+            return render_skill(
+                retriever.skill(_text(id)), [_text(s) for s in sections] if sections else None
+            )
         except (RetrieverError, ValueError) as e:
             raise _invalid(str(e)) from e
 
@@ -112,8 +124,10 @@ def build_server(retriever: SkillRetriever):
 
 # In a JSON text: an escaped backslash (kept), a surrogate pair written as two escapes
 # (kept), or a lone surrogate escape (replaced by U+FFFD).
-_ESCAPES = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-                      rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+    rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
 
 
 def _mend(match: re.Match[bytes]) -> bytes:
@@ -129,14 +143,14 @@ class _MendedLines(io.RawIOBase):
     query).
     """
 
-    def __init__(self, source: io.BufferedIOBase) -> None:
+    def __init__(self, source: Any) -> None:  # a binary stream: sys.stdin.buffer
         self._source = source
         self._pending = b""
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         if not self._pending:
             self._pending = _ESCAPES.sub(_mend, self._source.readline())
         n = min(len(buffer), len(self._pending))
@@ -147,6 +161,7 @@ class _MendedLines(io.RawIOBase):
 
 def serve(retriever: SkillRetriever) -> None:
     """Serve over stdio until the client closes the connection."""
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(_MendedLines(sys.stdin.buffer)),
-                                 encoding="utf-8", errors="replace")
+    sys.stdin = io.TextIOWrapper(
+        io.BufferedReader(_MendedLines(sys.stdin.buffer)), encoding="utf-8", errors="replace"
+    )
     build_server(retriever).run("stdio")

@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from retriever.embed import Embedder
 from retriever.errors import ModelError
 
 if TYPE_CHECKING:
@@ -101,14 +102,18 @@ def export_model(st_model: Any, target: Path) -> Path:
     tokenizer = transformer.tokenizer
     if not getattr(tokenizer, "is_fast", False):
         raise ExportUnsupported("the model has no fast (tokenizers) tokenizer")
-    input_names = [n for n in ("input_ids", "attention_mask", "token_type_ids")
-                   if n in tokenizer.model_input_names]
+    input_names = [
+        n
+        for n in ("input_ids", "attention_mask", "token_type_ids")
+        if n in tokenizer.model_input_names
+    ]
     auto_model = transformer.auto_model.eval()
     # Eager attention traces into plain MatMul/Softmax nodes that the optimizer recognises and
     # fuses; the default (SDPA) traces into a form it does not. Same numbers either way.
     attention = getattr(auto_model.config, "_attn_implementation", None)
-    switched = bool(attention and attention != "eager"
-                    and hasattr(auto_model, "set_attn_implementation"))
+    switched = bool(
+        attention and attention != "eager" and hasattr(auto_model, "set_attn_implementation")
+    )
     if switched:
         auto_model.set_attn_implementation("eager")
 
@@ -120,8 +125,9 @@ def export_model(st_model: Any, target: Path) -> Path:
         def forward(self, *args):
             return self.model(**dict(zip(input_names, args, strict=True))).last_hidden_state
 
-    sample = tokenizer(["a short text", "another, longer text to export with"],
-                       padding=True, return_tensors="pt")
+    sample = tokenizer(
+        ["a short text", "another, longer text to export with"], padding=True, return_tensors="pt"
+    )
     tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
     try:
@@ -132,10 +138,14 @@ def export_model(st_model: Any, target: Path) -> Path:
             warnings.simplefilter("ignore")
             try:
                 torch.onnx.export(
-                    Wrapped(), tuple(sample[n] for n in input_names), str(tmp / ONNX_FILE),
-                    input_names=input_names, output_names=["last_hidden_state"],
+                    Wrapped(),
+                    tuple(sample[n] for n in input_names),
+                    str(tmp / ONNX_FILE),
+                    input_names=input_names,
+                    output_names=["last_hidden_state"],
                     dynamic_axes={**axes, "last_hidden_state": {0: "batch", 1: "tokens"}},
-                    opset_version=17, dynamo=False,
+                    opset_version=17,
+                    dynamo=False,
                 )
             finally:
                 if switched:
@@ -176,8 +186,12 @@ def fuse_attention(path: Path, config: Any, input_names: list[str]) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = optimizer.optimize_model(
-                str(path), model_type="bert", opt_level=0,
-                num_heads=int(config.num_attention_heads), hidden_size=int(config.hidden_size))
+                str(path),
+                model_type="bert",
+                opt_level=0,
+                num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size),
+            )
         if not model.get_fused_operator_statistics().get("Attention"):
             return False
         model.save_model_to_file(str(fused))
@@ -205,13 +219,15 @@ def _max_difference(a: Path, b: Path, input_names: list[str]) -> float:
     mask[2, 3:] = 0
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
     feeds = {k: v for k, v in feeds.items() if k in input_names}
-    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-            for p in (a, b)]
+    outs = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        for p in (a, b)
+    ]
     m = mask[..., None].astype(bool)
     return float(np.abs(np.where(m, outs[0] - outs[1], 0)).max())
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(Embedder):
     """An ``Embedder`` running an exported model with onnxruntime (no torch)."""
 
     def __init__(self, folder: Path, model_id: str) -> None:
@@ -221,15 +237,19 @@ class OnnxEmbedder:
             self.meta = json.loads((folder / META_FILE).read_text())
         except (OSError, ValueError) as e:
             raise ModelError(f"{folder}: unreadable ONNX export ({e})") from e
-        self._session = None
-        self._tokenizer = None
-        self._counter = None
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._counter: Any = None
         self._pad_id = 0
         self._lock = threading.Lock()
 
     @property
     def dimension(self) -> int:
         return int(self.meta["dimension"])
+
+    def import_modules(self) -> None:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
 
     def warm(self) -> None:
         """Load the tokenizer and session now (e.g. in a thread while the index loads)."""
@@ -257,7 +277,8 @@ class OnnxEmbedder:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1")
             options.add_session_config_entry("session.force_spinning_stop", "1")
             self._session = ort.InferenceSession(
-                str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"])
+                str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
             self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
@@ -307,7 +328,7 @@ class OnnxEmbedder:
             session, tokenizer = self._load()
             # Tokenised a chunk at a time: the encodings of a million texts would not fit.
             for first in range(0, len(texts), TOKENIZE_CHUNK):
-                encoded = tokenizer.encode_batch(texts[first:first + TOKENIZE_CHUNK])
+                encoded = tokenizer.encode_batch(texts[first : first + TOKENIZE_CHUNK])
                 for idx in token_batches([len(e.ids) for e in encoded]):
                     rows = [first + i for i in idx]
                     out[rows] = self._run(session, [encoded[i] for i in idx])
@@ -330,8 +351,7 @@ class OnnxEmbedder:
             mask[row, :n] = 1
             types[row, :n] = e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = session.run(None, {k: v for k, v in feeds.items()
-                                    if k in self.meta["inputs"]})[0]
+        hidden = session.run(None, {k: v for k, v in feeds.items() if k in self.meta["inputs"]})[0]
         pooling = self.meta["pooling"]
         if pooling == "cls":
             vectors = hidden[:, 0]
@@ -347,8 +367,9 @@ class OnnxEmbedder:
         return (vectors / norms).astype(np.float32)
 
 
-def token_batches(lengths: list[int], budget: int = BATCH_TOKENS,
-                  most: int = MAX_BATCH) -> list[list[int]]:
+def token_batches(
+    lengths: list[int], budget: int = BATCH_TOKENS, most: int = MAX_BATCH
+) -> list[list[int]]:
     """Indices grouped into batches of similar token length, each at most ``most`` texts and,
     once padded to its longest text, at most ``budget`` tokens (a longer text goes alone)."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])

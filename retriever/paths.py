@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
+
+from retriever.errors import SkillLoadError
+
+PathArg = str | PathLike[str]
 
 _PACKAGE = Path(__file__).resolve().parent
 ENV_HOME = "SKILL_RETRIEVER_HOME"
@@ -64,3 +70,21 @@ def default_index_dir(roots: list[Path] | tuple[Path, ...], model_id: str) -> Pa
     slug = "+".join(Path(r).resolve().name for r in roots)[:60] or "skills"
     slug = re.sub(r"[^A-Za-z0-9._+-]", "_", slug)
     return index_home() / f"{slug}-{digest}"
+
+
+def resolve_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
+    """The skills roots to read, resolved: those named (each must be a folder), or, for
+    ``None``, the default roots (``default_skill_roots``), as the CLI takes them."""
+    if skills is None:
+        return [r.resolve() for r in default_skill_roots()]
+    if isinstance(skills, (str, PathLike)):
+        skills = [skills]
+    roots = [Path(s).expanduser() for s in skills]
+    if not roots:
+        raise SkillLoadError("no skills roots given")
+    for r in roots:
+        if not r.exists():
+            raise SkillLoadError(f"skills root not found: {r}")
+        if not r.is_dir():
+            raise SkillLoadError(f"skills root is not a folder: {r}")
+    return [r.resolve() for r in roots]

@@ -1,4 +1,6 @@
-"""Step 5 of the flow: from document hits, keyword matches and BM25 to a ranking of skills.
+"""Step 5 of the flow: the ranking rule, whole. From the nearest documents, the matched
+triggers and BM25 to ranked skills, the weak and no-match decisions, why each skill is there
+(``via``), and the score of a skill that joins through a handoff.
 
 The rules, all named in ``ScoringConfig`` (values chosen on half of the dev queries and
 checked on the other half and on two query sets written apart; see benchmarks/README.md):
@@ -30,21 +32,30 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retriever.results import KEYWORD, SEMANTIC
+from retriever.documents import Document
+from retriever.keywords import PhraseMatcher
+from retriever.results import KEYWORD, SEMANTIC, kept
+from retriever.skill import Skill
 
 if TYPE_CHECKING:
     import numpy as np
 
+AGGREGATIONS = ("softmax", "max", "best+")
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Every knob of the ranking, with the defaults the README's numbers were measured with."""
+    """Every knob of the ranking, with the defaults the README's numbers were measured with.
 
-    candidates: int = 256  # nearest documents read from FAISS per query
+    Checked when made: an unknown aggregation or a value out of its range is a
+    ``ValueError`` naming it, not a failure at the first query.
+    """
+
+    candidates: int = 256  # nearest documents read per query
     aggregation: str = "softmax"  # "softmax" (log-sum-exp), "best+" or "max"
     temperature: float = 0.1  # of the softmax aggregation
     size_discount: float = 1.0  # softmax: minus size_discount * T * log(documents of the skill)
@@ -64,6 +75,45 @@ class ScoringConfig:
     patterns_per_skill: int = 3
     top_patterns: int = 5
 
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"unknown aggregation '{self.aggregation}': choose one of {', '.join(AGGREGATIONS)}"
+            )
+        positive = (
+            "candidates",
+            "temperature",
+            "lexical_saturation",
+            "matches_per_skill",
+            "patterns_per_skill",
+            "top_patterns",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be above 0, not {getattr(self, name)!r}")
+        at_least_zero = (
+            "size_discount",
+            "second_weight",
+            "extra_hits",
+            "lexical_weight",
+            "keyword_bonus",
+            "max_keyword_bonuses",
+            "handoff_from",
+        )
+        for name in at_least_zero:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)!r}")
+        if not 0 <= self.handoff_share <= 1:
+            raise ValueError(f"handoff_share must be between 0 and 1, not {self.handoff_share}")
+        for entry in self.kind_weights:
+            if (
+                not isinstance(entry, tuple)
+                or len(entry) != 2
+                or not isinstance(entry[0], str)
+                or entry[1] < 0
+            ):
+                raise ValueError(f"kind_weights holds (kind, weight >= 0) pairs, not {entry!r}")
+
     def kind_weight(self, kind: str) -> float:
         return dict(self.kind_weights).get(kind, 1.0)
 
@@ -78,6 +128,7 @@ class DocHit:
     field: str
     text: str
     score: float
+    item: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +136,30 @@ class KeywordHit:
     """One trigger of a skill found in the query."""
 
     skill_id: str
-    field: str  # "triggers[i]"
+    item: int  # the trigger's position in the skill's triggers
     trigger: str
     n_words: int
+
+    @property
+    def field(self) -> str:
+        return f"triggers[{self.item}]"
+
+
+class Triggers:
+    """The keyword triggers of a collection: which of them stand in a query."""
+
+    def __init__(self, skills: Iterable[Skill]) -> None:
+        skills = list(skills)
+        self._triggers = {s.id: s.triggers for s in skills}
+        self._matcher = PhraseMatcher(
+            (t, (s.id, i)) for s in skills for i, t in enumerate(s.triggers)
+        )
+
+    def find(self, query: str) -> list[KeywordHit]:
+        return [
+            KeywordHit(sid, i, self._triggers[sid][i], len(gram))
+            for (sid, i), gram in self._matcher.find(query).items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -101,48 +173,6 @@ class Ranked:
     hits: tuple[DocHit, ...]
     keywords: tuple[KeywordHit, ...]
     lexical: float = 0.0  # the BM25 term added
-
-
-Aggregated = dict[str, tuple[float, list[DocHit]]]
-
-
-def aggregate(hits: Iterable[DocHit], config: ScoringConfig,
-              doc_counts: Mapping[str, int] | None = None) -> Aggregated:
-    """``{skill_id: (semantic score, its hits best first)}`` by the aggregation rule.
-
-    ``doc_counts``: each skill's number of documents, for the softmax's size discount (none
-    without it). The rule itself lives in ``aggregate_arrays``, which the query path calls
-    with arrays; this is its form for ``DocHit`` objects.
-    """
-    import numpy as np
-
-    hits = list(hits)
-    ids = sorted({h.skill_id for h in hits})
-    number = {sid: i for i, sid in enumerate(ids)}
-    groups = aggregate_arrays(
-        np.array([h.score for h in hits], dtype=np.float64),
-        np.array([config.kind_weight(h.kind) for h in hits], dtype=np.float64),
-        np.array([number[h.skill_id] for h in hits], dtype=np.int64),
-        config,
-        doc_counts=np.array([doc_counts[sid] for sid in ids]) if doc_counts else None,
-    )
-    return {ids[g]: (score, [hits[i] for i in positions])
-            for g, (score, positions) in groups.items()}
-
-
-def aggregate_arrays(
-    scores: np.ndarray,
-    weights: np.ndarray,
-    skills: np.ndarray,
-    config: ScoringConfig,
-    keep: int | None = None,
-    doc_counts: np.ndarray | None = None,
-) -> dict[int, tuple[float, np.ndarray]]:
-    """``group_candidates`` as ``{skill number: (score, candidate positions best first)}``,
-    at most ``keep`` positions a skill."""
-    groups = group_candidates(scores, weights, skills, config, doc_counts)
-    return {int(sk): (float(groups.scores[g]), groups.positions(g, keep))
-            for g, sk in enumerate(groups.skills.tolist())}
 
 
 @dataclass(frozen=True)
@@ -159,7 +189,156 @@ class Groups:
         """The group's candidate positions, best first, at most ``keep``."""
         n = int(self.sizes[group]) if keep is None else min(int(self.sizes[group]), keep)
         start = int(self.starts[group])
-        return self.order[start:start + n]
+        return self.order[start : start + n]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the nearest-document step found for one query, grouped by skill."""
+
+    best: float  # the best cosine of any document
+    groups: Groups  # the candidates by skill, with each skill's semantic score
+    rows: np.ndarray  # the candidates' document rows
+    scores: np.ndarray  # the candidates' cosines
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The ranked skills and the decisions about the query as a whole."""
+
+    ranked: list[Ranked]
+    weak: bool  # the best cosine was under the weak threshold: keyword triggers lead
+    no_match: bool  # nothing in the collection fits
+    best: float  # the best cosine of any document, as kept
+    top_score: float  # the best listed skill's score, as kept
+
+
+class RankingTables:
+    """Per-document and per-skill arrays of one index, made once when it is opened."""
+
+    def __init__(
+        self, documents: Sequence[Document], skill_ids: list[str], config: ScoringConfig
+    ) -> None:
+        import numpy as np
+
+        self.documents = documents
+        self.skill_ids = skill_ids
+        self.skill_number = {sid: i for i, sid in enumerate(skill_ids)}  # = BM25 row
+        # each skill's place among the ids in sorted order: equal scores rank by id
+        self.id_rank = np.argsort(
+            np.argsort(np.array(skill_ids, dtype=object), kind="stable"), kind="stable"
+        )
+        # per document: its skill's number and its kind's weight, for numpy aggregation
+        self.doc_skill = np.array(
+            [self.skill_number[d.skill_id] for d in documents], dtype=np.int64
+        )
+        self.doc_weight = np.array(
+            [config.kind_weight(d.kind) for d in documents], dtype=np.float64
+        )
+        self.doc_count = np.maximum(
+            np.bincount(self.doc_skill, minlength=len(skill_ids)), 1
+        ).astype(np.float64)
+
+
+def candidates(
+    scores: np.ndarray, rows: np.ndarray, tables: RankingTables, config: ScoringConfig
+) -> Candidates:
+    """The nearest documents (cosines and rows) grouped and aggregated per skill."""
+    scores = scores.astype("float64")
+    groups = group_candidates(
+        scores, tables.doc_weight[rows], tables.doc_skill[rows], config, doc_counts=tables.doc_count
+    )
+    best = float(scores.max()) if len(scores) else 0.0
+    return Candidates(best, groups, rows, scores)
+
+
+def rank(
+    near: Candidates,
+    keywords: list[KeywordHit],
+    bm25: np.ndarray,
+    tables: RankingTables,
+    config: ScoringConfig,
+    k: int,
+) -> Ranking:
+    """The first ``k`` candidate skills by ``order_candidates``, and the decisions.
+
+    Candidates: skills with a near document or a matched trigger; BM25 (``bm25``: every
+    skill's score, in skill order) re-weighs them and never adds one.
+    """
+    import numpy as np
+
+    groups = near.groups
+    by_skill: dict[int, list[KeywordHit]] = defaultdict(list)
+    for keyword in keywords:
+        by_skill[tables.skill_number[keyword.skill_id]].append(keyword)
+    if by_skill:
+        numbers = np.union1d(groups.skills, np.fromiter(by_skill, dtype=np.int64))
+        group_of = np.full(len(tables.skill_ids), -1, dtype=np.int64)
+        group_of[groups.skills] = np.arange(len(groups.skills))
+        group = group_of[numbers]
+    else:  # the groups are already one per skill, in skill order
+        numbers, group = groups.skills, np.arange(len(groups.skills))
+    semantic = np.append(groups.scores, 0.0)[group]  # -1 (no group): the appended 0.0
+    counts = np.zeros(len(numbers), dtype=np.int64)
+    n_words = np.zeros(len(numbers), dtype=np.int64)
+    for number, matched in by_skill.items():
+        at = int(np.searchsorted(numbers, number))
+        counts[at] = len(matched)
+        n_words[at] = sum(h.n_words for h in matched)
+    best = kept(near.best)
+    weak = best < config.weak_threshold
+    order, scores, lex = order_candidates(
+        semantic,
+        counts,
+        n_words,
+        bm25[numbers].astype(np.float64),
+        tables.id_rank[numbers],
+        weak,
+        config,
+        k,
+    )
+    ranked = []
+    for i in order.tolist():
+        number, g = int(numbers[i]), int(group[i])
+        hits = (
+            _doc_hits(groups.positions(g, config.matches_per_skill), near, tables) if g >= 0 else ()
+        )
+        kws = tuple(by_skill.get(number, ()))
+        ranked.append(
+            Ranked(
+                tables.skill_ids[number],
+                float(scores[i]),
+                KEYWORD if kws and (weak or not hits) else SEMANTIC,
+                float(semantic[i]),
+                hits,
+                kws,
+                float(lex[i]),
+            )
+        )
+    # Decided on what the result shows: the best listed skill's score (its documents, BM25
+    # and triggers together), so that a clear winner is never called no match and a no
+    # match never lists a skill above the threshold. A one-word trigger ("rest", "test",
+    # "battery") is too common to vouch for a query on its own; a matched phrase of two or
+    # more words is.
+    top_score = kept(max((r.score for r in ranked), default=0.0))
+    no_match = top_score < config.no_match_threshold and not any(h.n_words > 1 for h in keywords)
+    return Ranking(ranked, weak, no_match, best, top_score)
+
+
+def _doc_hits(positions: np.ndarray, near: Candidates, tables: RankingTables) -> tuple[DocHit, ...]:
+    out = []
+    for row, score in zip(
+        near.rows[positions].tolist(), near.scores[positions].tolist(), strict=True
+    ):
+        d = tables.documents[row]
+        out.append(DocHit(row, d.skill_id, d.kind, d.field, d.text, score, d.item))
+    return tuple(out)
+
+
+def handoff_score(source_score: float, config: ScoringConfig) -> float:
+    """The score of a skill that joins through a handoff: just under its source's, whatever
+    the source's sign (a weak match can score below 0)."""
+    return source_score - (1 - config.handoff_share) * abs(source_score)
 
 
 def group_candidates(
@@ -178,8 +357,6 @@ def group_candidates(
     """
     import numpy as np
 
-    if config.aggregation not in ("softmax", "max", "best+"):
-        raise ValueError(f"unknown aggregation '{config.aggregation}'")
     if len(scores) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Groups(empty, np.zeros(0), empty, empty, empty)
@@ -200,8 +377,7 @@ def group_candidates(
     elif config.aggregation == "best+":
         place = np.arange(len(order)) - np.repeat(starts, sizes)  # rank within its skill
         extra = (place >= 1) & (place <= config.extra_hits)
-        agg = best + config.second_weight * np.add.reduceat(np.where(extra, sorted_w, 0.0),
-                                                            starts)
+        agg = best + config.second_weight * np.add.reduceat(np.where(extra, sorted_w, 0.0), starts)
     else:
         agg = best
     return Groups(group_skills, agg, order, starts, sizes)
@@ -229,55 +405,12 @@ def order_candidates(
 
     bonus = config.keyword_bonus * np.minimum(keyword_counts, config.max_keyword_bonuses)
     positive = np.maximum(bm25, 0.0)
-    lex = np.where(bm25 > 0, config.lexical_weight * positive
-                   / (positive + config.lexical_saturation), 0.0)
+    lex = np.where(
+        bm25 > 0, config.lexical_weight * positive / (positive + config.lexical_saturation), 0.0
+    )
     score = semantic + bonus + lex
     if weak:  # keyword matches lead, more matched trigger words first
         order = np.lexsort((tiebreak, -score, -keyword_words))
     else:
         order = np.lexsort((tiebreak, -score))
     return order[:limit], score, lex
-
-
-def rank(
-    semantic: Aggregated,
-    keywords: Iterable[KeywordHit],
-    config: ScoringConfig,
-    lexical: Mapping[str, float] | None = None,
-    best: float | None = None,
-    limit: int | None = None,
-) -> tuple[list[Ranked], bool]:
-    """The candidate skills (the first ``limit``, default all), best first, and whether the
-    semantic match was weak.
-
-    ``lexical`` maps skill ids to BM25 scores (missing: 0); ``best`` is the best cosine of
-    the query (default: the best of the hits given). The rule is ``order_candidates``'s;
-    the query path calls that with arrays.
-    """
-    import numpy as np
-
-    by_skill: dict[str, list[KeywordHit]] = defaultdict(list)
-    for k in keywords:
-        by_skill[k.skill_id].append(k)
-    if best is None:
-        best = max((h.score for _, hs in semantic.values() for h in hs), default=0.0)
-    weak = best < config.weak_threshold
-    lexical = lexical or {}
-
-    ids = sorted(set(semantic) | set(by_skill))
-    order, scores, lex = order_candidates(
-        np.array([semantic[sid][0] if sid in semantic else 0.0 for sid in ids]),
-        np.array([len(by_skill.get(sid, ())) for sid in ids]),
-        np.array([sum(k.n_words for k in by_skill.get(sid, ())) for sid in ids]),
-        np.array([lexical.get(sid, 0.0) for sid in ids], dtype=np.float64),
-        np.arange(len(ids)),
-        weak, config, limit)
-    ranked = []
-    for i in order.tolist():
-        sid = ids[i]
-        sem, hits = semantic.get(sid, (0.0, ()))
-        kws = tuple(by_skill.get(sid, ()))
-        ranked.append(Ranked(sid, float(scores[i]),
-                             KEYWORD if kws and (weak or not hits) else SEMANTIC, sem,
-                             tuple(hits), kws, float(lex[i])))
-    return ranked, weak

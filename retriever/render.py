@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from retriever.documents import field_item
+from retriever.documents import PATTERN
 from retriever.results import SearchResult
 from retriever.skill import AntiPattern, Pattern, Skill
 
@@ -31,8 +31,13 @@ def _anti_block(a: AntiPattern) -> str:
     return "\n".join(lines)
 
 
-def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int,
-                  measure: Callable[[str], int] = len) -> str:
+def render_result(
+    result: SearchResult,
+    skills: dict[str, Skill],
+    *,
+    budget: int,
+    measure: Callable[[str], int] = len,
+) -> str:
     """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``;
     empty when the result is ``no_match``.
 
@@ -62,13 +67,16 @@ def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int
         if not add(header):
             break
         for ph in hit.patterns:
-            i = field_item(ph.field)
-            block = (_pattern_block(skill.patterns[i]) if ph.kind == "pattern"
-                     else _anti_block(skill.anti_patterns[i]))
+            block = (
+                _pattern_block(skill.patterns[ph.item])
+                if ph.kind == PATTERN
+                else _anti_block(skill.anti_patterns[ph.item])
+            )
             add(block)
     if result.handoffs:
         lines = ["## Handoffs"] + [
-            f"- {h.from_skill} -> {h.to_skill}" + (f": {h.context}" if h.context else "")
+            f"- {h.from_skill} -> {h.to_skill}"
+            + (f": {h.context}" if h.context else "")
             + ("" if h.resolved else " (not in this collection)")
             for h in result.handoffs
         ]
@@ -78,8 +86,15 @@ def render_result(result: SearchResult, skills: dict[str, Skill], *, budget: int
     return "\n\n".join(out)
 
 
-SKILL_SECTIONS = ("description", "identity", "triggers", "patterns", "anti_patterns",
-                  "handoffs", "body")
+SKILL_SECTIONS = (
+    "description",
+    "identity",
+    "triggers",
+    "patterns",
+    "anti_patterns",
+    "handoffs",
+    "body",
+)
 
 
 def render_skill(skill: Skill, sections: tuple[str, ...] | list[str] | None = None) -> str:
@@ -90,8 +105,9 @@ def render_skill(skill: Skill, sections: tuple[str, ...] | list[str] | None = No
     wanted = tuple(sections) if sections else SKILL_SECTIONS
     unknown = [s for s in wanted if s not in SKILL_SECTIONS]
     if unknown:
-        raise ValueError(f"unknown section(s) {', '.join(unknown)}; choose from "
-                         f"{', '.join(SKILL_SECTIONS)}")
+        raise ValueError(
+            f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SKILL_SECTIONS)}"
+        )
     parts = [f"# {skill.name} (`{skill.id}`)"]
     if "description" in wanted and skill.description:
         parts.append(skill.description)
@@ -104,16 +120,23 @@ def render_skill(skill: Skill, sections: tuple[str, ...] | list[str] | None = No
         for p in skill.patterns:
             block = _pattern_block(p)
             if p.example:
-                block += "\n\n  ```\n" + "\n".join("  " + ln for ln in p.example.splitlines()) \
+                block += (
+                    "\n\n  ```\n"
+                    + "\n".join("  " + ln for ln in p.example.splitlines())
                     + "\n  ```"
+                )
             blocks.append(block)
         parts.append("## Patterns\n" + "\n".join(blocks))
     if "anti_patterns" in wanted and skill.anti_patterns:
         parts.append("## Anti-patterns\n" + "\n".join(_anti_block(a) for a in skill.anti_patterns))
     if "handoffs" in wanted and skill.handoffs:
-        parts.append("## Handoffs\n" + "\n".join(
-            f"- to `{h.target}` when: {h.trigger}" + (f" ({h.context})" if h.context else "")
-            for h in skill.handoffs))
+        parts.append(
+            "## Handoffs\n"
+            + "\n".join(
+                f"- to `{h.target}` when: {h.trigger}" + (f" ({h.context})" if h.context else "")
+                for h in skill.handoffs
+            )
+        )
     if "body" in wanted and skill.body:
         parts.append(skill.body)
     return "\n\n".join(parts)

@@ -28,7 +28,7 @@ def shown(score: float, decimals: int = 2) -> str:
     under a 0.42 threshold it is under, never "0.42"."""
     import math
 
-    step = 10 ** decimals
+    step = 10**decimals
     return f"{math.floor(kept(score) * step + 1e-9) / step:.{decimals}f}"
 
 
@@ -52,7 +52,19 @@ class PatternHit:
     name: str
     text: str
     score: float
-    field: str
+    field: str  # "patterns[i]" / "anti_patterns[i]", for people
+    item: int = 0  # i: its position in the skill's patterns or anti-patterns
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``field`` says the place; ``item`` is for code, not JSON)."""
+        return {
+            "skill_id": self.skill_id,
+            "kind": self.kind,
+            "name": self.name,
+            "text": self.text,
+            "score": round(self.score, SCORE_DECIMALS),
+            "field": self.field,
+        }
 
 
 @dataclass(frozen=True)
@@ -67,9 +79,14 @@ class Handoff:
     resolved: bool  # False: the target is not in the collection
 
     def to_dict(self) -> dict[str, Any]:
-        return {"from": self.from_skill, "to": self.to_skill, "reason": self.reason,
-                "context": self.context, "score": round(self.score, 4),
-                "resolved": self.resolved}
+        return {
+            "from": self.from_skill,
+            "to": self.to_skill,
+            "reason": self.reason,
+            "context": self.context,
+            "score": round(self.score, 4),
+            "resolved": self.resolved,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,7 +111,7 @@ class SkillHit:
             "description": self.description,
             "collection": self.collection,
             "matches": [_rounded(asdict(m)) for m in self.matches],
-            "patterns": [_rounded(asdict(p)) for p in self.patterns],
+            "patterns": [p.to_dict() for p in self.patterns],
         }
 
 
@@ -119,7 +136,7 @@ class SearchResult:
         return {
             "query": self.query,
             "skills": [s.to_dict() for s in self.skills],
-            "patterns": [_rounded(asdict(p)) for p in self.patterns],
+            "patterns": [p.to_dict() for p in self.patterns],
             "handoffs": [h.to_dict() for h in self.handoffs],
             "weak": self.weak,
             "no_match": self.no_match,

@@ -8,7 +8,7 @@ Layout of an index folder::
         manifest.json     format and package version, model, dimension, metric, corpus
                           fingerprint, counts, creation time, and a sha256 of every file below
         vectors.faiss     the FAISS inner-product index of the document vectors
-        documents.jsonl   the document table: one {skill_id, kind, field, text} per FAISS row
+        documents.jsonl   the document table: one {skill_id, kind, field, text, item} per row
         skills.json       the normalised skills (so a query never re-parses YAML)
         rules.npy         one vector per handoff rule, for natural-language ``when`` rules
         problems.json     the load report's problems
@@ -28,53 +28,40 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from retriever.documents import Document
 from retriever.errors import IndexError_, IndexWriteError
+from retriever.index import SkillIndex
+from retriever.lexical import ARRAYS as BM25_ARRAYS
+from retriever.lexical import PARAMS as BM25_PARAMS
 from retriever.lexical import LexicalIndex
 from retriever.skill import LoadProblem, Skill
+from retriever.vectors import FILE as VECTORS
+from retriever.vectors import VectorIndex
 
-if TYPE_CHECKING:
-    import faiss
-    import numpy as np
+log = logging.getLogger(__name__)
 
-    from retriever.indexer import BuiltIndex
-
-FORMAT_VERSION = 2  # 2: BM25 arrays added
+FORMAT_VERSION = 3  # 2: BM25 arrays added; 3: documents carry their item
 CURRENT = "current"
 MANIFEST = "manifest.json"
-VECTORS = "vectors.faiss"
 DOCUMENTS = "documents.jsonl"
 SKILLS = "skills.json"
 RULES = "rules.npy"
 PROBLEMS = "problems.json"
-LEXICAL_FILES = ("bm25.npz", "bm25.json")  # see retriever.lexical
-DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS, *LEXICAL_FILES)
+DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS, BM25_ARRAYS, BM25_PARAMS)
 
 
-@dataclass(frozen=True)
-class StoredIndex:
-    """An index read back from disk and checked."""
-
-    path: Path  # the version folder
-    manifest: dict[str, Any]
-    index: faiss.Index
-    documents: tuple[Document, ...]
-    skills: tuple[Skill, ...]
-    rule_vectors: np.ndarray
-    problems: tuple[LoadProblem, ...]
-    lexical: LexicalIndex
-
-
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's content, as the manifest records it."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -140,11 +127,9 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def save_index(
-    index_dir: Path, built: BuiltIndex, skills: tuple[Skill, ...],
-    problems: tuple[LoadProblem, ...],
-) -> Path:
-    """Write a new version of the index and make it current. Call under ``build_lock``.
+def save_index(index_dir: Path, index: SkillIndex) -> SkillIndex:
+    """Write ``index`` as a new version and make it current; the same index, with its
+    ``path``, comes back (nothing is read again). Call under ``build_lock``.
 
     Any failure (disk full, read-only folder) leaves the current version as it was.
     """
@@ -153,12 +138,15 @@ def save_index(
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
-        _write_version(tmp, built, skills, problems)
+        manifest = _write_version(tmp, index)
         os.rename(tmp, index_dir / name)
         link_tmp = index_dir / f".current-{uuid.uuid4().hex[:6]}"
         previous = _current_version(index_dir)
-        if previous == CURRENT or (index_dir / CURRENT).is_dir() and not (
-                index_dir / CURRENT).is_symlink():
+        if (
+            previous == CURRENT
+            or (index_dir / CURRENT).is_dir()
+            and not (index_dir / CURRENT).is_symlink()
+        ):
             # a real folder named current (a copied index, or anything else): moved aside
             # as an old version, since a link cannot replace a folder
             previous = f"v-replaced-{uuid.uuid4().hex[:6]}"
@@ -168,39 +156,42 @@ def save_index(
     except (OSError, RuntimeError) as e:  # FAISS reports a failed write as RuntimeError
         shutil.rmtree(tmp, ignore_errors=True)
         reason = getattr(e, "strerror", None) or str(e).strip().splitlines()[-1]
-        raise IndexWriteError(f"cannot write the index in {index_dir}: {reason}; the previous "
-                              "index (if any) is unchanged") from e
+        raise IndexWriteError(
+            f"cannot write the index in {index_dir}: {reason}; the previous "
+            "index (if any) is unchanged"
+        ) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _remove_old_versions(index_dir, keep={name, previous})
-    return index_dir / name
+    return replace(index, manifest=manifest, path=index_dir / name)
 
 
-def _write_version(tmp: Path, built: BuiltIndex, skills: tuple[Skill, ...],
-                   problems: tuple[LoadProblem, ...]) -> None:
-    import faiss
+def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
+    """Write every file of ``index`` into ``tmp``; returns the manifest written last."""
     import numpy as np
 
-    faiss.write_index(built.index, str(tmp / VECTORS))
+    index.vectors.save(tmp / VECTORS)
     with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
-        for d in built.documents:
-            f.write(json.dumps({"skill_id": d.skill_id, "kind": d.kind, "field": d.field,
-                                "text": d.text}, ensure_ascii=False) + "\n")
-    _write_json(tmp / SKILLS, [s.to_dict() for s in skills])
-    np.save(tmp / RULES, np.asarray(built.rule_vectors, dtype=np.float32), allow_pickle=False)
-    _write_json(tmp / PROBLEMS, [
-        {"path": p.path, "reason": p.reason, "skill_id": p.skill_id, "skipped": p.skipped}
-        for p in problems
-    ])
-    built.lexical.save(tmp)
-    files = {f: {"sha256": _sha256(tmp / f), "bytes": (tmp / f).stat().st_size}
-             for f in DATA_FILES}
+        for d in index.documents:
+            f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+    _write_json(tmp / SKILLS, [s.to_dict() for s in index.skills])
+    np.save(tmp / RULES, np.asarray(index.rule_vectors, dtype=np.float32), allow_pickle=False)
+    _write_json(
+        tmp / PROBLEMS,
+        [
+            {"path": p.path, "reason": p.reason, "skill_id": p.skill_id, "skipped": p.skipped}
+            for p in index.problems
+        ],
+    )
+    index.lexical.save(tmp)
+    files = {
+        f: {"sha256": file_sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in DATA_FILES
+    }
     # The manifest is written last: a folder without one is never a usable index.
-    _write_json(tmp / MANIFEST, {**built.manifest, "format_version": FORMAT_VERSION,
-                                 "files": files})
-
-
+    manifest = {**index.manifest, "format_version": FORMAT_VERSION, "files": files}
+    _write_json(tmp / MANIFEST, manifest)
+    return manifest
 
 
 def _current_version(index_dir: Path) -> str | None:
@@ -264,7 +255,41 @@ def read_manifest(index_dir: Path, version: str | None = None) -> dict[str, Any]
     return manifest
 
 
-def load_index(index_dir: Path) -> StoredIndex:
+@dataclass(frozen=True)
+class IndexStatus:
+    """What an index folder holds, against the corpus and model it should serve."""
+
+    folder: Path
+    manifest: dict[str, Any] | None  # None: no index, or not a readable one
+    stale_because: str | None  # None: up to date (files are checked when it is loaded)
+    newer_writer: str | None = None  # the newer skill-retriever that wrote it, if so
+
+    @property
+    def fresh(self) -> bool:
+        return self.stale_because is None
+
+
+def index_status(index_dir: Path, model_id: str, fingerprint: str) -> IndexStatus:
+    """Whether the index in ``index_dir`` was built from the corpus with ``fingerprint`` by
+    the model ``model_id``, and if not, why (in words for a person)."""
+    try:
+        manifest = read_manifest(index_dir)
+    except IndexError_ as e:
+        return IndexStatus(index_dir, None, str(e))
+    if manifest is None:
+        return IndexStatus(index_dir, None, "no index yet")
+    writer = newer_writer(manifest)
+    if manifest.get("model") != model_id:
+        why = f"built with model '{manifest.get('model')}', asked for '{model_id}'"
+        return IndexStatus(index_dir, manifest, why, writer)
+    if manifest.get("corpus_fingerprint") != fingerprint:
+        return IndexStatus(
+            index_dir, manifest, "the skill files changed since it was built", writer
+        )
+    return IndexStatus(index_dir, manifest, None, writer)
+
+
+def load_index(index_dir: Path) -> SkillIndex:
     """Read the current version and check it whole: file hashes, counts, dimension.
 
     If a rebuild swaps versions and removes the one being read (two rebuilds during one
@@ -275,15 +300,17 @@ def load_index(index_dir: Path) -> StoredIndex:
         try:
             return _load_version(index_dir, version)
         except IndexError_:
-            if version is not None and not (index_dir / version).exists() \
-                    and _current_version(index_dir) != version:
+            if (
+                version is not None
+                and not (index_dir / version).exists()
+                and _current_version(index_dir) != version
+            ):
                 continue  # replaced and removed while we read it
             raise
     raise IndexError_(f"{index_dir}: the index kept changing while being read; try again")
 
 
-def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
-    import faiss
+def _load_version(index_dir: Path, version: str | None) -> SkillIndex:
     import numpy as np
 
     manifest = read_manifest(index_dir, version)
@@ -296,23 +323,22 @@ def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
         expected = (files.get(name) or {}).get("sha256")
         if not path.is_file():
             raise IndexError_(f"{path}: missing from the index; rebuild the index")
-        if expected is None or _sha256(path) != expected:
-            raise IndexError_(f"{path}: content does not match the manifest (damaged or "
-                              "edited); rebuild the index")
+        if expected is None or file_sha256(path) != expected:
+            raise IndexError_(
+                f"{path}: content does not match the manifest (damaged or "
+                "edited); rebuild the index"
+            )
     try:
-        index = faiss.read_index(str(folder / VECTORS))
-        if hasattr(index, "nprobe"):  # an IVF index: reconstruct by row needs the map
-            from retriever.indexer import IVF_PROBES
-
-            index.nprobe = IVF_PROBES
-            index.make_direct_map()
+        vectors = VectorIndex.load(folder / VECTORS)
         with open(folder / DOCUMENTS, encoding="utf-8") as f:
-            documents = tuple(Document(**json.loads(line)) for line in f if line.strip())
-        skills = tuple(Skill.from_dict(d) for d in
-                       json.loads((folder / SKILLS).read_text(encoding="utf-8")))
+            documents = tuple(Document.from_dict(json.loads(line)) for line in f if line.strip())
+        skills = tuple(
+            Skill.from_dict(d) for d in json.loads((folder / SKILLS).read_text(encoding="utf-8"))
+        )
         rule_vectors = np.load(folder / RULES, allow_pickle=False)
-        problems = tuple(LoadProblem(**p) for p in
-                         json.loads((folder / PROBLEMS).read_text(encoding="utf-8")))
+        problems = tuple(
+            LoadProblem(**p) for p in json.loads((folder / PROBLEMS).read_text(encoding="utf-8"))
+        )
         lexical = LexicalIndex.load(folder)
     except Exception as e:  # noqa: BLE001 - any damage is reported the same way
         raise IndexError_(f"{folder}: cannot read the index ({e}); rebuild the index") from e
@@ -320,15 +346,54 @@ def _load_version(index_dir: Path, version: str | None) -> StoredIndex:
     counts = manifest.get("counts", {})
     n_rules = sum(len(s.handoffs) for s in skills)
     checks = [
-        (index.ntotal == len(documents), f"{index.ntotal} vectors for {len(documents)} documents"),
+        (
+            vectors.ntotal == len(documents),
+            f"{vectors.ntotal} vectors for {len(documents)} documents",
+        ),
         (counts.get("documents") == len(documents), "document count differs from the manifest"),
         (counts.get("skills") == len(skills), "skill count differs from the manifest"),
-        (index.d == manifest.get("dimension"), f"vector size {index.d} differs from manifest"),
+        (
+            vectors.dimension == manifest.get("dimension"),
+            f"vector size {vectors.dimension} differs from manifest",
+        ),
         (rule_vectors.shape[0] == n_rules, "handoff rule vectors out of step with the rules"),
         (lexical.num_docs == len(skills), "the BM25 index is out of step with the skills"),
     ]
     for ok, what in checks:
         if not ok:
             raise IndexError_(f"{folder}: {what}; rebuild the index")
-    return StoredIndex(folder, manifest, index, documents, skills, rule_vectors, problems,
-                       lexical)
+    _warn_if_newer(manifest, folder)
+    return SkillIndex(manifest, vectors, documents, skills, rule_vectors, lexical, problems, folder)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for part in version.split("."):
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def newer_writer(manifest: dict[str, Any]) -> str | None:
+    """The version of skill-retriever that wrote the index when it is newer than this one
+    (its format is ours, so it is read, but it may hold what this version does not know)."""
+    from retriever import __version__
+
+    writer = manifest.get("package_version")
+    if isinstance(writer, str) and _version_tuple(writer) > _version_tuple(__version__):
+        return writer
+    return None
+
+
+def _warn_if_newer(manifest: dict[str, Any], folder: Path) -> None:
+    writer = newer_writer(manifest)
+    if writer:
+        from retriever import __version__
+
+        log.warning(
+            "index %s was written by skill-retriever %s, newer than this %s; "
+            "upgrade, or rebuild the index with this version",
+            folder,
+            writer,
+            __version__,
+        )

@@ -30,8 +30,11 @@ def _clip(text: str, width: int) -> str:
 
 
 def _skill_lines(n: str, s, width: int) -> list[str]:
-    lines = ["", _clip(f"{n} {s.id}  {s.name}  score {shown(s.score, 3)}  via {s.via}", width),
-             "    " + _clip(s.description, width - 4)]
+    lines = [
+        "",
+        _clip(f"{n} {s.id}  {s.name}  score {shown(s.score, 3)}  via {s.via}", width),
+        "    " + _clip(s.description, width - 4),
+    ]
     for m in s.matches:
         lines.append(_clip(f"    matched {m.field} ({m.via}, {shown(m.score)}): {m.text}", width))
     for p in s.patterns:
@@ -80,8 +83,11 @@ def format_skill(skill: Skill) -> str:
 
 def _format_skill(skill: Skill) -> str:
     def para(title: str, text: str) -> list[str]:
-        return [title, textwrap.indent(textwrap.fill(" ".join(text.split()), 96), "  ")] \
-            if text else []
+        return (
+            [title, textwrap.indent(textwrap.fill(" ".join(text.split()), 96), "  ")]
+            if text
+            else []
+        )
 
     lines = [f"{skill.name} ({skill.id})", f"  {skill.format}: {skill.path}", ""]
     lines += para("Description", skill.description)

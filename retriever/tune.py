@@ -85,14 +85,16 @@ def make_batches(
         left = {sid: rng.sample(ts, len(ts)) for sid, ts in texts.items() if ts}
         batches: list[list[tuple[str, str]]] = []
         while True:
-            order = sorted((sid for sid in left if left[sid]),
-                           key=lambda sid: (groups.get(sid, ""), rng.random()))
+            order = sorted(
+                (sid for sid in left if left[sid]),
+                key=lambda sid: (groups.get(sid, ""), rng.random()),
+            )
             if len(order) < MIN_BATCH:
                 break
             turn = rng.randrange(len(order))
             order = order[turn:] + order[:turn]
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
+                chunk = order[start : start + batch_size]
                 if len(chunk) >= MIN_BATCH:
                     batches.append([(sid, left[sid].pop()) for sid in chunk])
         rng.shuffle(batches)
@@ -123,8 +125,9 @@ def tune(
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RetrieverError(f"{out}: already exists and is not an empty folder; "
-                             "choose another --out")
+        raise RetrieverError(
+            f"{out}: already exists and is not an empty folder; choose another --out"
+        )
     if batch_size < MIN_BATCH:
         raise RetrieverError(f"batch size must be at least {MIN_BATCH}, not {batch_size}")
     if not epochs > 0:
@@ -135,15 +138,19 @@ def tune(
     cards = {s.id: card_text(s) for s in skills}
     pairs = sum(len(v) for v in texts.values())
     if sum(1 for v in texts.values() if v) < MIN_BATCH:
-        raise RetrieverError("too few skills with triggers, patterns or anti-patterns to "
-                             f"tune on ({pairs} training texts)")
+        raise RetrieverError(
+            "too few skills with triggers, patterns or anti-patterns to "
+            f"tune on ({pairs} training texts)"
+        )
     # the batches before the model: a run that cannot train fails in a moment, not after
     # seconds of loading torch
-    batches = make_batches(texts, {s.id: category(s) for s in skills}, batch_size, epochs,
-                           random.Random(seed))[:max_steps]
+    batches = make_batches(
+        texts, {s.id: category(s) for s in skills}, batch_size, epochs, random.Random(seed)
+    )[:max_steps]
     if not batches:
-        raise RetrieverError(f"no training batch in {epochs} epochs of {pairs} texts: "
-                             "raise --epochs")
+        raise RetrieverError(
+            f"no training batch in {epochs} epochs of {pairs} texts: raise --epochs"
+        )
 
     import torch
 
@@ -157,8 +164,9 @@ def tune(
     steps, warmup = len(batches), max(1, len(batches) // 10)
     optimizer = torch.optim.AdamW(st.parameters(), lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up, then linear decay
-        optimizer, lambda step: min((step + 1) / warmup,
-                                    max(0.0, (steps - step) / max(1, steps - warmup))))
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
+    )
 
     def embed(batch_texts: list[str]):
         features = st.tokenize(batch_texts)
@@ -181,8 +189,17 @@ def tune(
     st.max_seq_length = reading
     seconds = time.perf_counter() - started
 
-    report = TuneReport(str(out.resolve()), base.model_id, len(skills), pairs, len(batches), epochs,
-                        batch_size, learning_rate, round(seconds, 1))
+    report = TuneReport(
+        str(out.resolve()),
+        base.model_id,
+        len(skills),
+        pairs,
+        len(batches),
+        epochs,
+        batch_size,
+        learning_rate,
+        round(seconds, 1),
+    )
     tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:6]}"
     try:
         st.save(str(tmp))

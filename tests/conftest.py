@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from retriever.embed import Embedder
+
 REPO = Path(__file__).resolve().parent.parent
 # ../shared beside the project's root; SKILL_RETRIEVER_SHARED points elsewhere.
 SHARED = Path(os.environ.get("SKILL_RETRIEVER_SHARED", REPO.parent / "shared"))
@@ -31,11 +33,13 @@ def require_shared(*paths: Path) -> None:
     if missing:
         if os.environ.get("SKILL_RETRIEVER_REQUIRE_SHARED") == "1":
             pytest.fail(f"shared data required but not found at {missing[0]}")
-        pytest.skip(f"shared data not found at {missing[0]} (set SKILL_RETRIEVER_SHARED or "
-                    "place ../shared beside the repository)")
+        pytest.skip(
+            f"shared data not found at {missing[0]} (set SKILL_RETRIEVER_SHARED or "
+            "place ../shared beside the repository)"
+        )
 
 
-class FakeEmbedder:
+class FakeEmbedder(Embedder):
     """Deterministic bag-of-words vectors: equal word sets give cosine 1, disjoint ones 0.
 
     For unit tests of ranking and handoff logic; real-model tests sit beside these.
@@ -110,7 +114,8 @@ def _index_entries() -> set[str]:
     if not folder.is_dir():
         return set()
     return {str(p.relative_to(folder)) for p in folder.glob("*/*")} | {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,9 @@ from conftest import write
 
 
 def write_mini(root: Path) -> Path:
-    write(root / "backend/webhooks/skill.yaml", """
+    write(
+        root / "backend/webhooks/skill.yaml",
+        """
         id: webhooks
         name: Webhooks
         description: Receiving webhooks reliably
@@ -34,9 +36,12 @@ def write_mini(root: Path) -> Path:
           - trigger: frontend or ui or component
             to: ui
             context: Show delivery status
-    """)
+    """,
+    )
     write(root / "backend/webhooks/validations.yaml", "validations: []\n")
-    write(root / "backend/queues/skill.yaml", """
+    write(
+        root / "backend/queues/skill.yaml",
+        """
         id: queues
         name: Message queues
         description: Background jobs and message brokers
@@ -48,8 +53,11 @@ def write_mini(root: Path) -> Path:
           - trigger: webhook
             to: webhooks
             context: Incoming events
-    """)
-    write(root / "security/security/skill.yaml", """
+    """,
+    )
+    write(
+        root / "security/security/skill.yaml",
+        """
         id: security
         name: Application security
         description: Injection, secrets and signatures
@@ -57,5 +65,6 @@ def write_mini(root: Path) -> Path:
         anti_patterns:
           - name: Secrets in code
             description: API keys committed to the repository
-    """)
+    """,
+    )
     return root

@@ -16,8 +16,13 @@ EMPTY_HOME = tempfile.mkdtemp(prefix="home-")  # no ~/.claude/skills: the bundle
 
 def retrieve(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": EMPTY_HOME}
-    p = subprocess.run([sys.executable, "-m", "retriever.cli", *args], capture_output=True,
-                       text=True, env=env, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "retriever.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"exit {p.returncode}: {p.stderr}")
     return p
@@ -36,8 +41,15 @@ def test_help_lists_the_commands():
 
 
 def test_search_json_contract(index_dir):
-    p = retrieve("search", "my webhook handler processes the same event twice", "-k", "3",
-                 "--json", "--index", index_dir)
+    p = retrieve(
+        "search",
+        "my webhook handler processes the same event twice",
+        "-k",
+        "3",
+        "--json",
+        "--index",
+        index_dir,
+    )
     d = json.loads(p.stdout)
     assert d["query"] == "my webhook handler processes the same event twice"
     assert d["skills"][0]["id"] == "webhooks"
@@ -55,8 +67,15 @@ def test_search_text_output(index_dir):
 
 
 def test_search_markdown(index_dir):
-    out = retrieve("search", "stale cache after updates", "--markdown", "--max-chars", "800",
-                   "--index", index_dir).stdout
+    out = retrieve(
+        "search",
+        "stale cache after updates",
+        "--markdown",
+        "--max-chars",
+        "800",
+        "--index",
+        index_dir,
+    ).stdout
     assert out.startswith("# Skills for:") and len(out.rstrip("\n")) <= 800
 
 
@@ -79,10 +98,10 @@ def test_eval_and_run_out(index_dir, tmp_path):
         '{"id": "a", "query": "webhook delivered twice", "relevant": ["webhooks"], '
         '"source": "t"}\n'
         '{"id": "b", "query": "slow SQL query needs an index", '
-        '"relevant": ["query-performance"], "source": "t"}\n')
+        '"relevant": ["query-performance"], "source": "t"}\n'
+    )
     run = tmp_path / "run.json"
-    p = retrieve("eval", "--queries", str(q), "--json", "--run-out", str(run),
-                 "--index", index_dir)
+    p = retrieve("eval", "--queries", str(q), "--json", "--run-out", str(run), "--index", index_dir)
     d = json.loads(p.stdout)
     assert d["n"] == 2 and {"R@1", "R@5", "R@10", "MRR@10", "nDCG@10"} <= set(d)
     ranked = json.loads(run.read_text())
@@ -90,11 +109,14 @@ def test_eval_and_run_out(index_dir, tmp_path):
     assert 0.5 <= d["MRR@10"] <= 1.0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["search", "x", "--skills", "/no/such/folder"], "skills root not found: /no/such/folder"),
-    (["show", "webhook"], "unknown skill id 'webhook'; did you mean webhooks?"),
-    (["eval", "--queries", "/no/such.jsonl"], "query file not found: /no/such.jsonl"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "x", "--skills", "/no/such/folder"], "skills root not found: /no/such/folder"),
+        (["show", "webhook"], "unknown skill id 'webhook'; did you mean webhooks?"),
+        (["eval", "--queries", "/no/such.jsonl"], "query file not found: /no/such.jsonl"),
+    ],
+)
 def test_user_errors_are_one_line(args, message):
     p = retrieve(*args, check=False)
     assert p.returncode == 2
@@ -116,8 +138,16 @@ def test_empty_query_is_one_line(index_dir):
 
 
 def test_stale_index_refused_with_no_rebuild(tmp_path, index_dir):
-    p = retrieve("search", "x", "--skills", str(BUNDLED), "--index", str(tmp_path / "none"),
-                 "--no-rebuild", check=False)
+    p = retrieve(
+        "search",
+        "x",
+        "--skills",
+        str(BUNDLED),
+        "--index",
+        str(tmp_path / "none"),
+        "--no-rebuild",
+        check=False,
+    )
     assert p.returncode == 2 and "cannot be used: no index yet" in p.stderr
 
 

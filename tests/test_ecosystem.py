@@ -16,7 +16,7 @@ from retriever.load import load_collection
 
 def test_markdown_within_a_token_budget(bundled):
     r = bundled.search("my webhook handler processes the same event twice", k=5)
-    count = bundled._searcher.embedder.count_tokens
+    count = bundled.embedder.count_tokens
     full = bundled.render_markdown(r, max_chars=100_000)
     for budget in (40, 120, 300, 700):
         md = bundled.render_markdown(r, max_tokens=budget)
@@ -30,8 +30,7 @@ def test_langchain_adapter(bundled):
     pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
     from retriever.integrations.langchain import SkillLangChainRetriever
 
-    lc = SkillLangChainRetriever(skill_retriever=bundled, k=3, sections=["description",
-                                                                          "patterns"])
+    lc = SkillLangChainRetriever(skill_retriever=bundled, k=3, sections=["description", "patterns"])
     docs = lc.invoke("my webhook handler processes the same event twice")
     assert len(docs) >= 3
     assert docs[0].metadata["id"] == "webhooks"
@@ -42,10 +41,13 @@ def test_langchain_adapter(bundled):
 def test_many_collections_one_index(tmp_path, fake_embedder):
     spawner_root = write_mini(tmp_path / "spawner")
     md_root = tmp_path / "claude"
-    write(md_root / "pdf-tools/SKILL.md",
-          "---\nname: pdf-tools\ndescription: Extract tables from PDF files\n---\n# PDF\n")
-    r = SkillRetriever.open([spawner_root, md_root], index_dir=tmp_path / "idx",
-                            embedder=fake_embedder)
+    write(
+        md_root / "pdf-tools/SKILL.md",
+        "---\nname: pdf-tools\ndescription: Extract tables from PDF files\n---\n# PDF\n",
+    )
+    r = SkillRetriever.open(
+        [spawner_root, md_root], index_dir=tmp_path / "idx", embedder=fake_embedder
+    )
     assert len(r.skills) == 4
     hit = r.search("extract tables from pdf files", k=1).skills[0]
     assert (hit.id, hit.collection) == ("pdf-tools", str(md_root.resolve()))
@@ -58,7 +60,9 @@ def _checks(findings):
 
 
 def test_lint_findings(tmp_path):
-    write(tmp_path / "a/one/skill.yaml", """
+    write(
+        tmp_path / "a/one/skill.yaml",
+        """
         id: one
         name: One
         description: d
@@ -70,14 +74,19 @@ def test_lint_findings(tmp_path):
         handoffs:
           - trigger: x
             to: ghost
-    """)
+    """,
+    )
     write(tmp_path / "a/two/skill.yaml", "id: two\nname: Two\ntriggers: [cache]\n")
     write(tmp_path / "a/zdup/skill.yaml", "id: one\nname: Dup\ndescription: d\n")
     findings = lint(load_collection([tmp_path]))
     assert _checks(findings) == [
-        ("duplicate-id", "one"), ("empty-anti-pattern", "one"), ("empty-pattern", "one"),
-        ("no-description", "two"), ("trigger-collision", "one"),
-        ("unknown-handoff-target", "one")]
+        ("duplicate-id", "one"),
+        ("empty-anti-pattern", "one"),
+        ("empty-pattern", "one"),
+        ("no-description", "two"),
+        ("trigger-collision", "one"),
+        ("unknown-handoff-target", "one"),
+    ]
     collision = next(f for f in findings if f.check == "trigger-collision")
     assert "'cache' is in 2 skills: one, two" in collision.message
 
@@ -88,7 +97,10 @@ def test_lint_reachability_uses_the_ranking(tmp_path):
     assert not [f for f in everyone_first if f.check == "unreachable"]
     nobody = lint(report, rank=lambda q: ["other"] * 10)
     assert sorted(f.skill_id for f in nobody if f.check == "unreachable") == [
-        "queues", "security", "webhooks"]
+        "queues",
+        "security",
+        "webhooks",
+    ]
 
 
 def test_lint_cli(tmp_path, bundled_index):

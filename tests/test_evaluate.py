@@ -26,8 +26,10 @@ def test_metrics_two_relevant_and_a_miss():
 
 def test_evaluate_averages_and_splits_by_source(tmp_path):
     f = tmp_path / "q.jsonl"
-    f.write_text('{"id": "1", "query": "a", "relevant": ["A"], "source": "s1"}\n'
-                 '{"id": "2", "query": "b", "relevant": ["B"], "source": "s2"}\n')
+    f.write_text(
+        '{"id": "1", "query": "a", "relevant": ["A"], "source": "s1"}\n'
+        '{"id": "2", "query": "b", "relevant": ["B"], "source": "s2"}\n'
+    )
     report = evaluate(read_queries(f), lambda q: {"a": ["A"], "b": ["X", "B"]}[q])
     assert report.metrics["n"] == 2
     assert report.metrics["MRR@10"] == pytest.approx((1 + 0.5) / 2)
@@ -35,13 +37,16 @@ def test_evaluate_averages_and_splits_by_source(tmp_path):
     assert report.run == {"1": ["A"], "2": ["X", "B"]}
 
 
-@pytest.mark.parametrize("content, message", [
-    ("not json\n", ":1: not valid JSON"),
-    ('{"id": "1", "relevant": ["a"]}\n', "'query' must be a non-empty string"),
-    ('{"id": "1", "query": "q", "relevant": "a"}\n', "'relevant' must be a non-empty list"),
-    ('{"id": "1", "query": "q", "relevant": ["a"]}\n' * 2, ":2: duplicate query id"),
-    ("\n", "no queries"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("not json\n", ":1: not valid JSON"),
+        ('{"id": "1", "relevant": ["a"]}\n', "'query' must be a non-empty string"),
+        ('{"id": "1", "query": "q", "relevant": "a"}\n', "'relevant' must be a non-empty list"),
+        ('{"id": "1", "query": "q", "relevant": ["a"]}\n' * 2, ":2: duplicate query id"),
+        ("\n", "no queries"),
+    ],
+)
 def test_bad_query_files(tmp_path, content, message):
     f = tmp_path / "q.jsonl"
     f.write_text(content)

@@ -13,8 +13,12 @@ from retriever.embed import SentenceTransformerEmbedder, make_embedder
 from retriever.errors import ModelError
 from retriever.onnx_backend import ONNX_FILE, OnnxEmbedder, token_batches
 
-TEXTS = ["my webhook handler processes the same event twice", "x",
-         "A long text " * 100, "Ünïcödé and 日本語 and emoji 🚀"]
+TEXTS = [
+    "my webhook handler processes the same event twice",
+    "x",
+    "A long text " * 100,
+    "Ünïcödé and 日本語 and emoji 🚀",
+]
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +77,9 @@ def test_token_batches_group_similar_lengths_within_the_budget():
 
 
 def test_torch_backend_is_sentence_transformers(tmp_path):
-    assert isinstance(make_embedder(backend="torch", models_home=tmp_path),
-                      SentenceTransformerEmbedder)
+    assert isinstance(
+        make_embedder(backend="torch", models_home=tmp_path), SentenceTransformerEmbedder
+    )
     with pytest.raises(ModelError, match="unknown backend"):
         make_embedder(backend="gpu", models_home=tmp_path)
 
@@ -85,7 +90,7 @@ def unexportable_model(tmp_path_factory, slow):
     this module's exporter."""
     from sentence_transformers import SentenceTransformer, models
 
-    base = slow._get()
+    base = slow.model
     dense = models.Dense(in_features=384, out_features=384, bias=False)
     model = SentenceTransformer(modules=[base[0], base[1], dense], device="cpu")
     path = tmp_path_factory.mktemp("dense-model") / "model"
@@ -105,19 +110,30 @@ def test_unexportable_model_falls_back_with_a_notice(tmp_path, unexportable_mode
 
 
 @pytest.mark.shared
-def test_same_top10_on_the_dev_queries(spawner, spawner_index):
+@pytest.mark.parametrize(
+    "every",
+    [
+        10,  # a tenth of the dev queries in the default run
+        pytest.param(1, marks=pytest.mark.slow),  # all 580 with -m slow (.ci/run runs both)
+    ],
+)
+def test_same_top10_on_the_dev_queries(spawner, spawner_index, every):
     """The ranking from the ONNX path equals the sentence-transformers path's, query by query."""
     require_shared(DEV_QUERIES)
     from retriever.evaluate import read_queries
 
-    torch_side = SkillRetriever.open(spawner.manifest["roots"], index_dir=spawner_index,
-                                     backend="torch", rebuild="never")
-    onnx_side = SkillRetriever.open(spawner.manifest["roots"], index_dir=spawner_index,
-                                    backend="onnx", rebuild="never")
-    queries = read_queries(DEV_QUERIES)
-    differ = [q.id for q in queries
-              if not same_up_to_ties(onnx_side.search(q.query, k=10),
-                                     torch_side.search(q.query, k=10))]
+    torch_side = SkillRetriever.open(
+        spawner.manifest["roots"], index_dir=spawner_index, backend="torch", rebuild="never"
+    )
+    onnx_side = SkillRetriever.open(
+        spawner.manifest["roots"], index_dir=spawner_index, backend="onnx", rebuild="never"
+    )
+    queries = read_queries(DEV_QUERIES)[::every]
+    differ = [
+        q.id
+        for q in queries
+        if not same_up_to_ties(onnx_side.search(q.query, k=10), torch_side.search(q.query, k=10))
+    ]
     assert differ == []
 
 
@@ -134,9 +150,12 @@ def same_up_to_ties(a, b, eps: float = 1e-5) -> bool:
             return False
     common = [i for i in sa if i in sb]
     rank_b = {i: r for r, i in enumerate(i for i in sb if i in sa)}
-    return all(abs(sa[x] - sa[y]) <= eps
-               for n, x in enumerate(common) for y in common[n + 1:]
-               if rank_b[x] > rank_b[y])
+    return all(
+        abs(sa[x] - sa[y]) <= eps
+        for n, x in enumerate(common)
+        for y in common[n + 1 :]
+        if rank_b[x] > rank_b[y]
+    )
 
 
 def test_same_up_to_ties_tells_a_tie_from_a_different_ranking():

@@ -52,8 +52,10 @@ def _mutate(data: bytes, how: str, draw) -> bytes:
         size = draw(st.sampled_from([300_000, 3_000_000, 5_000_000]))
         return text.replace("description:", "description: " + "x" * size + " ", 1).encode()
     if how == "alias_bomb":
-        bomb = "\n".join(f"zz{i}: &zz{i} [" + ",".join(
-            [f"*zz{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]" for i in range(9))
+        bomb = "\n".join(
+            f"zz{i}: &zz{i} [" + ",".join([f"*zz{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]"
+            for i in range(9)
+        )
         return (text + "\n" + bomb + "\n").encode()
     # Structural damage to the parsed map: wrong types, deleted keys.
     front = text.startswith("---")
@@ -66,11 +68,16 @@ def _mutate(data: bytes, how: str, draw) -> bytes:
         return data
     keys = sorted(parsed, key=str)
     chosen = draw(st.lists(st.sampled_from(keys), min_size=1, max_size=4, unique=True))
-    wrong = st.one_of(st.none(), st.integers(), st.booleans(), st.floats(allow_nan=False),
-                      st.text(max_size=20), st.lists(st.integers(), max_size=3),
-                      st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
-                      st.lists(st.dictionaries(st.text(max_size=5), st.none(), max_size=2),
-                               max_size=2))
+    wrong = st.one_of(
+        st.none(),
+        st.integers(),
+        st.booleans(),
+        st.floats(allow_nan=False),
+        st.text(max_size=20),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+        st.lists(st.dictionaries(st.text(max_size=5), st.none(), max_size=2), max_size=2),
+    )
     for key in chosen:
         if how == "delete_keys":
             del parsed[key]
@@ -82,8 +89,17 @@ def _mutate(data: bytes, how: str, draw) -> bytes:
     return dumped.encode()
 
 
-MUTATIONS = ["truncate", "random_bytes", "invalid_utf8", "tabs", "duplicate_keys",
-             "huge_string", "alias_bomb", "wrong_types", "delete_keys"]
+MUTATIONS = [
+    "truncate",
+    "random_bytes",
+    "invalid_utf8",
+    "tabs",
+    "duplicate_keys",
+    "huge_string",
+    "alias_bomb",
+    "wrong_types",
+    "delete_keys",
+]
 
 
 @pytest.fixture(scope="module")
@@ -92,16 +108,24 @@ def sample_dirs():
     return _sample_dirs()
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(data=st.data())
 def test_mutated_real_files_never_break_the_load(sample_dirs, data):
     draw = data.draw
     picked = draw(st.lists(st.sampled_from(sample_dirs), min_size=2, max_size=5, unique=True))
     victim = draw(st.sampled_from(picked))
-    files = sorted(p for p in victim.iterdir() if p.name in
-                   ("skill.yaml", "collaboration.yaml", "SKILL.md"))
+    files = sorted(
+        p for p in victim.iterdir() if p.name in ("skill.yaml", "collaboration.yaml", "SKILL.md")
+    )
     target_file = draw(st.sampled_from(files))
     how = draw(st.sampled_from(MUTATIONS))
 
@@ -129,6 +153,8 @@ def test_mutated_real_files_never_break_the_load(sample_dirs, data):
                 # loaded, or reported with the damaged file's path
                 assert dest in loaded_dirs or damaged in problem_paths or main in problem_paths
             else:
-                duplicate = any("duplicate skill id" in p.reason and Path(p.path) == main
-                                for p in report.problems)
+                duplicate = any(
+                    "duplicate skill id" in p.reason and Path(p.path) == main
+                    for p in report.problems
+                )
                 assert dest in loaded_dirs or duplicate, (d, how, report.problems)

@@ -18,7 +18,9 @@ def load_one(root: Path):
 
 
 def test_list_shapes_and_why_instead(tmp_path):
-    write(tmp_path / "backend/caching/skill.yaml", """
+    write(
+        tmp_path / "backend/caching/skill.yaml",
+        """
         id: caching
         name: Caching
         description: Cache things safely.
@@ -40,27 +42,41 @@ def test_list_shapes_and_why_instead(tmp_path):
           - trigger: "redis cluster|replication"
             to: infra
             context: Needs cluster provisioning
-    """)
+    """,
+    )
     skill, problems = load_one(tmp_path)
     assert skill.id == "caching" and skill.format == "spawner"
     assert skill.triggers == ("cache", "thundering herd")
     assert skill.role == "You are a caching expert."
     p = skill.patterns[0]
     assert (p.name, p.description, p.when, p.example) == (
-        "Cache-Aside", "App reads cache then DB", "Fine-grained control", "redis.get(key)")
+        "Cache-Aside",
+        "App reads cache then DB",
+        "Fine-grained control",
+        "redis.get(key)",
+    )
     a = skill.anti_patterns[0]
     assert (a.name, a.description, a.why, a.instead) == (
-        "No TTL", "Keys never expire", "Stale forever", "Always set a TTL")
+        "No TTL",
+        "Keys never expire",
+        "Stale forever",
+        "Always set a TTL",
+    )
     h = skill.handoffs[0]
-    assert (h.target, h.trigger, h.context) == ("infra", "redis cluster|replication",
-                                                "Needs cluster provisioning")
+    assert (h.target, h.trigger, h.context) == (
+        "infra",
+        "redis cluster|replication",
+        "Needs cluster provisioning",
+    )
     # the target is not in the collection: reported, rule kept
     assert [pr.skill_id for pr in problems] == ["caching"]
     assert "'infra'" in problems[0].reason
 
 
 def test_map_shapes_identity_map_and_missing_id(tmp_path):
-    write(tmp_path / "ai/recs/skill.yaml", """
+    write(
+        tmp_path / "ai/recs/skill.yaml",
+        """
         name: Recommendations
         identity:
           role: Recommendation Systems Engineer
@@ -88,7 +104,8 @@ def test_map_shapes_identity_map_and_missing_id(tmp_path):
           hands_to:
             - skill: search
               provides: Vector search infrastructure
-    """)
+    """,
+    )
     skill, _ = load_one(tmp_path)
     assert skill.id == "recs"  # no id: the folder name
     assert skill.description == "Recommendation Systems Engineer"  # no description: the role
@@ -99,28 +116,39 @@ def test_map_shapes_identity_map_and_missing_id(tmp_path):
     assert "Start simple" in skill.patterns[1].description
     a = skill.anti_patterns[0]
     assert (a.name, a.description, a.instead) == (
-        "Cold start ignored", "New users get nothing", "Fall back to popularity")
+        "Cold start ignored",
+        "New users get nothing",
+        "Fall back to popularity",
+    )
     # receives_from is incoming work, not a handoff; hands_to without a trigger uses its text
     assert [(h.target, h.trigger) for h in skill.handoffs] == [
-        ("search", "Vector search infrastructure")]
+        ("search", "Vector search infrastructure")
+    ]
 
 
-@pytest.mark.parametrize("rule, expected", [
-    ({"trigger": "a|b", "to": "x", "context": "c"}, ("x", "a|b", "c", "")),
-    ({"when": "Need x", "to": "x", "context": "c"}, ("x", "Need x", "c", "")),
-    ({"trigger": "t", "to": "x", "context_template": "ct", "priority": "high"},
-     ("x", "t", "ct", "high")),
-    ({"when": "w", "to": "x", "pass": "p"}, ("x", "w", "p", "")),
-    ({"skill": "x", "trigger": "t"}, ("x", "t", "", "")),
-    ({"skill": "x", "when": "w"}, ("x", "w", "", "")),
-    ({"situation": "s", "delegate_to": "x", "context": "c"}, ("x", "s", "c", "")),
-    ({"trigger": "t", "to": "x skill", "provides": "p"}, ("x", "t", "p", "")),
-])
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ({"trigger": "a|b", "to": "x", "context": "c"}, ("x", "a|b", "c", "")),
+        ({"when": "Need x", "to": "x", "context": "c"}, ("x", "Need x", "c", "")),
+        (
+            {"trigger": "t", "to": "x", "context_template": "ct", "priority": "high"},
+            ("x", "t", "ct", "high"),
+        ),
+        ({"when": "w", "to": "x", "pass": "p"}, ("x", "w", "p", "")),
+        ({"skill": "x", "trigger": "t"}, ("x", "t", "", "")),
+        ({"skill": "x", "when": "w"}, ("x", "w", "", "")),
+        ({"situation": "s", "delegate_to": "x", "context": "c"}, ("x", "s", "c", "")),
+        ({"trigger": "t", "to": "x skill", "provides": "p"}, ("x", "t", "p", "")),
+    ],
+)
 def test_handoff_key_shapes(tmp_path, rule, expected):
     import yaml
 
-    write(tmp_path / "s/a/skill.yaml", yaml.safe_dump({"id": "a", "name": "A",
-                                                       "description": "d", "handoffs": [rule]}))
+    write(
+        tmp_path / "s/a/skill.yaml",
+        yaml.safe_dump({"id": "a", "name": "A", "description": "d", "handoffs": [rule]}),
+    )
     skill, _ = load_one(tmp_path)
     h = skill.handoffs[0]
     assert (h.target, h.trigger, h.context, h.priority) == expected
@@ -128,7 +156,9 @@ def test_handoff_key_shapes(tmp_path, rule, expected):
 
 def test_collaboration_delegation_triggers_and_phrases(tmp_path):
     write(tmp_path / "s/a/skill.yaml", "id: a\nname: A\ndescription: d\ntriggers: [alpha]\n")
-    write(tmp_path / "s/a/collaboration.yaml", """
+    write(
+        tmp_path / "s/a/collaboration.yaml",
+        """
         skill: a
         delegation_triggers:
           - trigger: "security audit|penetration"
@@ -136,15 +166,19 @@ def test_collaboration_delegation_triggers_and_phrases(tmp_path):
             context: Audit it
           - phrase: real-time updates
             confidence: high
-    """)
+    """,
+    )
     skill, problems = load_one(tmp_path)
     assert [(h.target, h.trigger, h.origin) for h in skill.handoffs] == [
-        ("sec", "security audit|penetration", "collaboration.yaml:delegation_triggers[0]")]
+        ("sec", "security audit|penetration", "collaboration.yaml:delegation_triggers[0]")
+    ]
     assert skill.triggers == ("alpha", "real-time updates")
 
 
 def test_skill_md_block_scalar_and_body(tmp_path):
-    write(tmp_path / "pdf-tools/SKILL.md", """
+    write(
+        tmp_path / "pdf-tools/SKILL.md",
+        """
         ---
         name: pdf-tools
         description: |
@@ -158,7 +192,8 @@ def test_skill_md_block_scalar_and_body(tmp_path):
 
         ## Extracting tables
         Use camelot for lattice tables.
-    """)
+    """,
+    )
     skill, problems = load_one(tmp_path)
     assert problems == ()
     assert skill.format == "skill-md" and skill.id == "pdf-tools"
@@ -175,16 +210,20 @@ def test_skill_md_id_is_folder_name_and_description_fallback(tmp_path):
 
 def test_flat_layout(tmp_path):
     write(tmp_path / "agents/crew/crew.yaml", "id: crew\nname: Crew\ndescription: d\n")
-    write(tmp_path / "agents/crew/crew-collaboration.yaml", """
+    write(
+        tmp_path / "agents/crew/crew-collaboration.yaml",
+        """
         delegation_triggers:
           - trigger: graph
             delegate_to: other
-    """)
+    """,
+    )
     write(tmp_path / "agents/crew/crew-validations.yaml", "validations: []\n")
     write(tmp_path / "agents/crew/crew-sharp-edges.yaml", "sharp_edges: []\n")
     sources = discover([tmp_path])
     assert [(s.format, s.path.name, s.collaboration.name) for s in sources] == [
-        ("spawner-flat", "crew.yaml", "crew-collaboration.yaml")]
+        ("spawner-flat", "crew.yaml", "crew-collaboration.yaml")
+    ]
     skill, _ = load_one(tmp_path)
     assert skill.handoffs[0].target == "other"
 
@@ -225,8 +264,10 @@ def test_missing_root_and_empty_root(tmp_path):
 
 
 def test_safe_yaml_only(tmp_path):
-    write(tmp_path / "a/evil/skill.yaml",
-          "id: evil\nname: !!python/object/apply:os.system ['echo pwned']\n")
+    write(
+        tmp_path / "a/evil/skill.yaml",
+        "id: evil\nname: !!python/object/apply:os.system ['echo pwned']\n",
+    )
     report = load_collection([tmp_path])
     assert report.skills == ()
     assert "invalid YAML" in report.problems[0].reason

@@ -19,8 +19,7 @@ def spawner():
 def test_spawner_counts(spawner):
     assert len(spawner.skills) == 462
     # the only problems in the real corpus are handoffs to skills it does not have
-    assert spawner.problems and all("not in the collection" in p.reason
-                                    for p in spawner.problems)
+    assert spawner.problems and all("not in the collection" in p.reason for p in spawner.problems)
     assert sum(len(s.patterns) for s in spawner.skills) > 2000
     assert sum(len(s.anti_patterns) for s in spawner.skills) > 2000
     assert sum(len(s.handoffs) for s in spawner.skills) > 3000
@@ -29,8 +28,13 @@ def test_spawner_counts(spawner):
 def test_patterns_as_a_map_yield_one_named_pattern_per_key(spawner):
     skill = spawner.by_id()["ai-personalization"]
     assert [p.name for p in skill.patterns] == [
-        "Collaborative filtering setup", "Content based filtering", "Hybrid recommendation",
-        "Cold start handling", "Llm personalized responses", "Real time recommendations"]
+        "Collaborative filtering setup",
+        "Content based filtering",
+        "Hybrid recommendation",
+        "Cold start handling",
+        "Llm personalized responses",
+        "Real time recommendations",
+    ]
     assert skill.patterns[0].when == "Building recommendation system with user interactions"
 
 
@@ -57,14 +61,15 @@ def test_triggers_map_keeps_keywords_not_globs(spawner):
 def test_handoff_shapes_in_real_files(spawner):
     by_id = spawner.by_id()
     azure = by_id["azure-functions"].handoffs
-    assert ("aws-serverless", "User needs AWS serverless") in [(h.target, h.trigger)
-                                                               for h in azure]
+    assert ("aws-serverless", "User needs AWS serverless") in [(h.target, h.trigger) for h in azure]
     caching = by_id["caching-patterns"].handoffs
     assert ("infrastructure-as-code", "redis|memcached|infrastructure") in [
-        (h.target, h.trigger) for h in caching]
+        (h.target, h.trigger) for h in caching
+    ]
     personalization = by_id["ai-personalization"].handoffs
     assert ("semantic-search", "Building vector-based similarity") in [
-        (h.target, h.trigger) for h in personalization]
+        (h.target, h.trigger) for h in personalization
+    ]
     # "delegate_to: ai-safety-alignment skill" names the skill
     assert "ai-safety-alignment" in [h.target for h in by_id["ai-code-generation"].handoffs]
 
@@ -104,5 +109,6 @@ def test_all_corpora_together():
     assert {p.skill_id for p in dup} >= {"crewai", "rag-engineer", "voice-agents"}
     assert report.by_id()["crewai"].format == "spawner-flat"
     assert len(report.skills) == 462 + 3 + 1434 - len(
-        [p for p in report.problems if "duplicate skill id" in p.reason])
+        [p for p in report.problems if "duplicate skill id" in p.reason]
+    )
     assert {s.collection for s in report.skills} == {str(SPAWNER), str(FLAT), str(AGENT_SKILLS)}

@@ -20,8 +20,10 @@ def run_session(index_dir: str, script):
         # the whole environment: the SDK's default passes only a few variables, and
         # without SKILL_RETRIEVER_HOME the server wrote its ONNX export into the clone
         params = StdioServerParameters(
-            command=sys.executable, args=["-m", "retriever.cli", "-q", "mcp",
-                                          "--index", index_dir], env=dict(os.environ))
+            command=sys.executable,
+            args=["-m", "retriever.cli", "-q", "mcp", "--index", index_dir],
+            env=dict(os.environ),
+        )
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as session:
                 await session.initialize()
@@ -38,17 +40,20 @@ def test_tools_listed_called_and_bad_calls_are_jsonrpc_errors(bundled_index, bun
         tools = (await session.list_tools()).tools
         out["tools"] = {t.name: t for t in tools}
         res = await session.call_tool(
-            "search_skills", {"query": "my webhook handler processes the same event twice",
-                              "k": 3})
+            "search_skills", {"query": "my webhook handler processes the same event twice", "k": 3}
+        )
         out["search"] = json.loads(res.content[0].text)
         out["search_error"] = res.is_error
-        res = await session.call_tool("get_skill", {"id": "webhooks",
-                                                    "sections": ["description", "patterns"]})
+        res = await session.call_tool(
+            "get_skill", {"id": "webhooks", "sections": ["description", "patterns"]}
+        )
         out["skill"] = res.content[0].text
         out["errors"] = []
-        for name, arguments in (("get_skill", {"id": "no-such-skill"}),
-                                ("search_skills", {"query": "   "}),
-                                ("get_skill", {"id": "webhooks", "sections": ["nope"]})):
+        for name, arguments in (
+            ("get_skill", {"id": "no-such-skill"}),
+            ("search_skills", {"query": "   "}),
+            ("get_skill", {"id": "webhooks", "sections": ["nope"]}),
+        ):
             try:
                 await session.call_tool(name, arguments)
                 out["errors"].append(None)

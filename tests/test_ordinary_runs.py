@@ -28,12 +28,17 @@ from retriever.load import load_collection
 
 def python(code: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (a cold start: nothing imported yet)."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout,
-                          env={**os.environ, "HOME": EMPTY_HOME, **env})
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HOME": EMPTY_HOME, **env},
+    )
 
 
 # -- 1. crashes and hangs on ordinary runs --------------------------------------------------
+
 
 def test_no_module_is_imported_off_the_main_thread_while_opening(bundled_index, bundled):
     """The import race: the warm-up thread imported numpy (through onnxruntime) while the
@@ -95,7 +100,8 @@ def test_a_fifo_in_a_skill_files_place_is_skipped_with_a_problem(tmp_path, name)
     reasons = {p.path: p.reason for p in report.problems}
     assert reasons[str(root / "odd/pipe" / name)] == "is a FIFO, not a regular file; not read"
     assert reasons[str(root / "backend/queues/collaboration.yaml")] == (
-        "is a FIFO, not a regular file; not read")
+        "is a FIFO, not a regular file; not read"
+    )
     assert retrieve("show", "queues", "--skills", str(root)).returncode == 0
     lint = retrieve("lint", "--no-reach", "--skills", str(root), check=False)
     assert lint.returncode == 1 and "is a FIFO" in lint.stdout
@@ -110,24 +116,41 @@ def test_a_lone_surrogate_in_the_query_is_cleaned(bundled):
 
 
 def test_a_lone_surrogate_on_the_command_line(bundled_index, bundled):
-    p = subprocess.run([sys.executable.encode(), b"-m", b"retriever.cli", b"search",
-                        b"redis \xff cache", b"--json", b"--index", str(bundled_index).encode()],
-                       capture_output=True, timeout=120, env={**os.environ, "HOME": EMPTY_HOME})
+    p = subprocess.run(
+        [
+            sys.executable.encode(),
+            b"-m",
+            b"retriever.cli",
+            b"search",
+            b"redis \xff cache",
+            b"--json",
+            b"--index",
+            str(bundled_index).encode(),
+        ],
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "HOME": EMPTY_HOME},
+    )
     assert p.returncode == 0, p.stderr.decode()
     assert json.loads(p.stdout)["skills"][0]["id"] == "caching"
 
 
-def mcp_exchange(index_dir: Path, messages: list[dict], want: set[int],
-                 timeout: float = 120) -> dict[int, dict]:
+def mcp_exchange(
+    index_dir: Path, messages: list[dict], want: set[int], timeout: float = 120
+) -> dict[int, dict]:
     """Send raw JSON-RPC lines to ``retrieve mcp`` and collect the replies with ids in
     ``want`` (stdin stays open until they came, as a client keeps it)."""
     import selectors
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "retriever.cli", "-q", "mcp", "--index",
-                             str(index_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HOME": EMPTY_HOME})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "retriever.cli", "-q", "mcp", "--index", str(index_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HOME": EMPTY_HOME},
+    )
     replies: dict[int, dict] = {}
     try:
         for m in messages:  # json.dumps escapes "\ud800" as the six characters a client sends
@@ -154,14 +177,32 @@ def test_mcp_answers_queries_and_ids_holding_lone_surrogates(bundled_index, bund
     surrogates, whose echo in an error message could not be written, so no reply came."""
     pytest.importorskip("mcp", reason="the mcp extra is not installed")
     lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "test", "version": "0"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-            "name": "search_skills", "arguments": {"query": "redis \ud800 cache", "k": 2}}},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "get_skill", "arguments": {"id": "\udcff"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "search_skills",
+                "arguments": {"query": "redis \ud800 cache", "k": 2},
+            },
+        },
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "get_skill", "arguments": {"id": "\udcff"}},
+        },
     ]
     replies = mcp_exchange(bundled_index, lines, want={1, 2, 3})
     found = json.loads(replies[2]["result"]["content"][0]["text"])
@@ -185,51 +226,62 @@ def test_a_folder_name_that_is_not_utf8_costs_one_problem(tmp_path, fake_embedde
 
 # -- 2. inputs that blew up in time ---------------------------------------------------------
 
+
 def test_long_runs_of_spaces_and_words_in_rules_and_triggers(tmp_path):
     """82 s to build and 45 s a search (a quadratic split), 245 s for a 5,000-word query
     against a 3,000-word trigger (matching every n-gram). Run in a fresh process with a
     generous bound: this is a hang detector, the numbers are in benchmarks/stress.py."""
     root = tmp_path / "skills"
-    write(root / "a/contracts/skill.yaml", f"""
+    write(
+        root / "a/contracts/skill.yaml",
+        f"""
         id: contracts
         name: Contracts
         description: Reviewing contracts
-        triggers: ["{' '.join(['clause'] * 3000)}", contract law]
+        triggers: ["{" ".join(["clause"] * 3000)}", contract law]
         handoffs:
-          - trigger: "contract{' ' * 40_000}review"
+          - trigger: "contract{" " * 40_000}review"
             to: legal
-          - trigger: "nda|{' '.join(['term'] * 20)}"
+          - trigger: "nda|{" ".join(["term"] * 20)}"
             to: legal
-    """)
+    """,
+    )
     write(root / "a/legal/skill.yaml", "id: legal\nname: Legal\ndescription: Law\n")
     # the issue's 5,000 words; the handoff phrases at its start survive the cut to 2,000
     query = "contract review nda " + " ".join(["clause"] * 4997)
-    p = python(f"""
+    p = python(
+        f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from conftest import FakeEmbedder
         from retriever import SkillRetriever
-        r = SkillRetriever.open({str(root)!r}, index_dir={str(tmp_path / 'idx')!r},
+        r = SkillRetriever.open({str(root)!r}, index_dir={str(tmp_path / "idx")!r},
                                 embedder=FakeEmbedder())
         res = r.search({query!r})
         print(sorted(h.reason for h in res.handoffs))
         print(sorted(p.reason for p in r.problems))
-    """, timeout=30)
+    """,
+        timeout=30,
+    )
     assert p.returncode == 0, p.stderr
     handoffs, problems = p.stdout.strip().splitlines()
     assert "'contract review' in the query matches rule" in handoffs
-    assert "triggers[0] has 3,000 words; keyword matching reads triggers of at most 12" \
-        in problems
+    assert "triggers[0] has 3,000 words; keyword matching reads triggers of at most 12" in problems
     assert "a phrase of the handoff rule to 'legal'" in problems and "has 20 words" in problems
 
 
 # -- 3. tracebacks where a clear line belongs -----------------------------------------------
 
+
 @contextlib.contextmanager
 def read_only(folder: Path):
     """``folder`` mounted read-only over itself (needs root), else skip."""
-    if subprocess.run(["mount", "--bind", str(folder), str(folder)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "--bind", str(folder), str(folder)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot bind-mount here (not root?)")
     try:
         subprocess.run(["mount", "-o", "remount,ro,bind", str(folder)], check=True)
@@ -258,8 +310,10 @@ def test_a_stale_index_in_a_folder_that_cannot_be_written(tmp_path, fake_embedde
     with lock_out(idx), pytest.raises(StaleIndexError) as e:
         SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder)
     message = str(e.value)
-    assert "needs a rebuild (the skill files changed since it was built) but cannot be " \
-           "rebuilt there" in message
+    assert (
+        "needs a rebuild (the skill files changed since it was built) but cannot be "
+        "rebuilt there" in message
+    )
     assert "retrieve index --skills ... --index" in message
 
 
@@ -277,13 +331,21 @@ def test_an_unknown_model_name_fails_at_once_and_once(tmp_path):
 
     with pytest.raises(ModelError, match="neither a folder nor in the Hugging Face cache"):
         make_embedder("no-such-org/no-such-model")
-    p = retrieve("search", "x", "--model", "no-such-org/no-such-model", "--index",
-                 str(tmp_path / "i"), check=False)
+    p = retrieve(
+        "search",
+        "x",
+        "--model",
+        "no-such-org/no-such-model",
+        "--index",
+        str(tmp_path / "i"),
+        check=False,
+    )
     assert p.returncode == 2 and p.stderr.count("no-such-org/no-such-model") == 2  # 1 line
     assert len(p.stderr.strip().splitlines()) == 1
 
 
 # -- 4. what a failed build leaves behind, and odd names ------------------------------------
+
 
 def test_leftovers_of_killed_builds_are_cleaned_before_building(tmp_path, fake_embedder):
     root = write_mini(tmp_path / "skills")
@@ -334,10 +396,14 @@ def test_skill_md_folder_names_with_control_characters(tmp_path):
 
 
 def test_terminal_escapes_in_skill_text_never_reach_the_terminal(tmp_path):
-    write(tmp_path / "evil/SKILL.md", "---\nname: \"Evil\\e[2J\\e]0;owned\\a\"\n"
-          "description: \"clears \\e[2J the screen\"\n---\nbody\n")
-    p = retrieve("search", "clears the screen", "--skills", str(tmp_path), "--index",
-                 str(tmp_path / "idx"))
+    write(
+        tmp_path / "evil/SKILL.md",
+        '---\nname: "Evil\\e[2J\\e]0;owned\\a"\n'
+        'description: "clears \\e[2J the screen"\n---\nbody\n',
+    )
+    p = retrieve(
+        "search", "clears the screen", "--skills", str(tmp_path), "--index", str(tmp_path / "idx")
+    )
     assert "\x1b" not in p.stdout and "\x07" not in p.stdout and "evil" in p.stdout
     p = retrieve("show", "evil", "--skills", str(tmp_path))
     assert "\x1b" not in p.stdout and "Evil" in p.stdout
@@ -349,6 +415,7 @@ def test_a_query_of_emoji_then_a_word_is_not_empty(bundled):
 
 
 # -- 5. output that contradicted itself -----------------------------------------------------
+
 
 def test_shown_scores_never_cross_a_threshold():
     from retriever.results import shown
@@ -375,9 +442,11 @@ def test_no_match_is_said_once_and_agrees_with_the_numbers(bundled):
 
 
 def test_best_patterns_across_skills_are_best_first(bundled):
-    for q in ("my webhook handler processes the same event twice",
-              "the search box returns irrelevant results for product names",
-              "payment webhook signature failing and need a security audit"):
+    for q in (
+        "my webhook handler processes the same event twice",
+        "the search box returns irrelevant results for product names",
+        "payment webhook signature failing and need a security audit",
+    ):
         scores = [p.score for p in bundled.search(q, k=5).patterns]
         assert scores == sorted(scores, reverse=True) and len(scores) >= 3
 
@@ -390,11 +459,13 @@ def test_handoff_targets_are_listed_apart_from_the_ranking(bundled):
     joined = [s for s in r.skills if s.via == "handoff"]
     assert joined, "the bundled rules hand this query off"
     assert [s.via for s in r.skills][:3] == [s.via for s in r.skills[:3]] and all(
-        s.via != "handoff" for s in r.skills[:3])
+        s.via != "handoff" for s in r.skills[:3]
+    )
     text = format_result(r)
     ranked_part, handed = text.split("Handed off to (by the rules below, not ranked):")
-    assert all(f" {s.id} " not in ranked_part.split("\n", 1)[1] or s.id in r.skill_ids[:3]
-               for s in joined)
+    assert all(
+        f" {s.id} " not in ranked_part.split("\n", 1)[1] or s.id in r.skill_ids[:3] for s in joined
+    )
     assert all(f"- {s.id}" in handed for s in joined)
 
 
@@ -402,8 +473,9 @@ def test_search_says_when_skill_files_could_not_be_loaded(tmp_path):
     root = write_mini(tmp_path / "skills")
     write(root / "broken/one/skill.yaml", "name: [unclosed\n")
     p = retrieve("search", "webhook", "--skills", str(root), "--index", str(tmp_path / "i"))
-    assert "1 skill file could not be loaded and is left out; `retrieve index` lists why" \
-        in p.stderr
+    assert (
+        "1 skill file could not be loaded and is left out; `retrieve index` lists why" in p.stderr
+    )
 
 
 def test_the_readme_python_example_runs_without_user_skill_folders(tmp_path, bundled_index):
@@ -427,14 +499,17 @@ def test_no_match_gives_no_langchain_documents_and_mcp_says_it(bundled):
     assert compact["nearest"] and "fits this query" in compact["notes"][0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["search", "x", "--json", "--markdown"], "not allowed with argument --json"),
-    (["search", "x", "--max-chars", "100"], "--max-chars and --max-tokens go with --markdown"),
-    (["search", "x", "--markdown", "--max-chars", "-5"], "must be at least 1, not -5"),
-    (["search", "x", "--markdown", "--max-tokens", "0"], "must be at least 1, not 0"),
-    (["search", "x", "-k", "0"], "must be at least 1, not 0"),
-    (["serach", "x"], "unknown command 'serach'; did you mean 'search'?"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["search", "x", "--json", "--markdown"], "not allowed with argument --json"),
+        (["search", "x", "--max-chars", "100"], "--max-chars and --max-tokens go with --markdown"),
+        (["search", "x", "--markdown", "--max-chars", "-5"], "must be at least 1, not -5"),
+        (["search", "x", "--markdown", "--max-tokens", "0"], "must be at least 1, not 0"),
+        (["search", "x", "-k", "0"], "must be at least 1, not 0"),
+        (["serach", "x"], "unknown command 'serach'; did you mean 'search'?"),
+    ],
+)
 def test_options_that_make_no_sense_are_refused_in_one_line(args, message):
     p = retrieve(*args, check=False)
     assert p.returncode == 2 and message in p.stderr

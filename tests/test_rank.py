@@ -1,116 +1,173 @@
-"""The aggregation and ranking rules, on hand-checkable numbers."""
+"""The ranking rule, on hand-checkable numbers, through the functions queries run."""
 
 import math
 
+import numpy as np
 import pytest
 
-from retriever.rank import DocHit, KeywordHit, ScoringConfig, aggregate, rank
+from retriever.documents import Document
+from retriever.rank import (
+    KeywordHit,
+    RankingTables,
+    ScoringConfig,
+    candidates,
+    group_candidates,
+    handoff_score,
+    rank,
+)
 from retriever.results import KEYWORD, SEMANTIC
 
 
-def hit(sid, score, kind="card", row=0):
-    return DocHit(row, sid, kind, "card", "t", score)
+def table(*docs, config=None):
+    """Tables over documents given as (skill id, kind); skills in order of appearance."""
+    documents = [
+        Document(sid, kind, f"{kind}[{i}]", f"text {i}", i) for i, (sid, kind) in enumerate(docs)
+    ]
+    ids = list(dict.fromkeys(sid for sid, _ in docs))
+    return RankingTables(documents, ids, config or ScoringConfig())
 
 
-def test_softmax_aggregation_and_trigger_weight():
-    cfg = ScoringConfig()  # softmax, T = 0.1, triggers x 0.6
-    agg = aggregate([hit("a", 0.5), hit("a", 0.4), hit("b", 0.6), hit("c", 0.7, "trigger")],
-                    cfg)
-    assert agg["a"][0] == pytest.approx(0.1 * math.log(math.exp(5) + math.exp(4)))
-    assert agg["b"][0] == pytest.approx(0.6)
-    assert agg["c"][0] == pytest.approx(0.42)  # 0.7 x 0.6
-    # a second close document lifts a skill by at most T * log 2
-    assert agg["a"][0] - 0.5 == pytest.approx(0.1 * math.log(1 + math.exp(-1)))
-    # the size discount: a skill with 40 documents pays T * log(40) more than one with a
-    # single document
-    sized = aggregate([hit("a", 0.5), hit("b", 0.5)], cfg, {"a": 40, "b": 1})
-    assert sized["b"][0] - sized["a"][0] == pytest.approx(0.1 * math.log(40))
-    assert sized["b"][0] == pytest.approx(0.5)
+def ranked(tables, scores, keywords=(), bm25=None, config=None, k=10):
+    """``rank`` over every document with the given cosines (one per document)."""
+    config = config or ScoringConfig()
+    rows = np.arange(len(scores))
+    near = candidates(np.array(scores, dtype=np.float32), rows, tables, config)
+    bm = np.zeros(len(tables.skill_ids)) if bm25 is None else np.array(bm25, dtype=float)
+    return rank(near, list(keywords), bm, tables, config, k)
 
 
-def test_aggregate_best_plus_a_tenth_of_the_next_two():
-    cfg = ScoringConfig(aggregation="best+", second_weight=0.1, extra_hits=2)
-    agg = aggregate([hit("a", 0.5), hit("a", 0.4), hit("a", 0.3), hit("a", 0.2),
-                     hit("b", 0.6)], cfg)
-    assert agg["a"][0] == pytest.approx(0.5 + 0.1 * (0.4 + 0.3))
-    assert agg["b"][0] == pytest.approx(0.6)
-    assert [h.score for h in agg["a"][1]] == [0.5, 0.4, 0.3, 0.2]  # best first
+def test_softmax_aggregation_trigger_weight_and_size_discount():
+    cfg = ScoringConfig()  # softmax, T = 0.1, triggers x 0.6, size discount 1.0
+    t = table(("a", "card"), ("a", "pattern"), ("b", "card"), ("c", "trigger"))
+    r = {x.skill_id: x for x in ranked(t, [0.5, 0.4, 0.6, 0.7]).ranked}
+    two = 0.1 * math.log(math.exp(5) + math.exp(4)) - 0.1 * math.log(2)
+    assert r["a"].semantic == pytest.approx(two)
+    assert r["b"].semantic == pytest.approx(0.6)
+    assert r["c"].semantic == pytest.approx(0.42)  # 0.7 x 0.6
+    # the discount: a skill with 40 documents pays T * log(40) against a single-document one
+    g = group_candidates(
+        np.array([0.5, 0.5]), np.ones(2), np.array([0, 1]), cfg, doc_counts=np.array([40.0, 1.0])
+    )
+    assert g.scores[1] - g.scores[0] == pytest.approx(0.1 * math.log(40))
+    assert cfg.kind_weight("trigger") == 0.6 and cfg.kind_weight("card") == 1.0
+
+
+def test_best_plus_and_max_aggregations():
+    scores = np.array([0.5, 0.4, 0.3, 0.2, 0.6])
+    skills = np.array([0, 0, 0, 0, 1])
+    best_plus = group_candidates(
+        scores, np.ones(5), skills, ScoringConfig(aggregation="best+", extra_hits=2)
+    )
+    assert best_plus.scores[0] == pytest.approx(0.5 + 0.1 * (0.4 + 0.3))
+    assert list(scores[best_plus.positions(0)]) == [0.5, 0.4, 0.3, 0.2]  # best first
+    assert list(best_plus.positions(0, keep=2)) == [0, 1]
+    top = group_candidates(scores, np.ones(5), skills, ScoringConfig(aggregation="max"))
+    assert list(top.scores) == pytest.approx([0.5, 0.6])
+    empty = group_candidates(np.zeros(0), np.zeros(0), np.zeros(0, dtype=int), ScoringConfig())
+    assert len(empty.skills) == 0
 
 
 def test_lexical_term_saturates_and_never_adds_skills():
+    t = table(("a", "card"), ("b", "card"), ("z", "card"))
     cfg = ScoringConfig()
-    sem = aggregate([hit("a", 0.6), hit("b", 0.58)], cfg)
-    ranked, _ = rank(sem, [], cfg, lexical={"b": 10.0, "zzz": 99.0})
-    assert [r.skill_id for r in ranked] == ["b", "a"]
-    assert cfg.lexical_weight == 1.0 and cfg.lexical_saturation == 10
-    assert ranked[0].lexical == pytest.approx(10 / 20)
-    assert ranked[0].score == pytest.approx(0.58 + 0.5)
+    near = candidates(np.array([0.6, 0.58], dtype=np.float32), np.array([0, 1]), t, cfg)
+    result = rank(near, [], np.array([0.0, 10.0, 99.0]), t, cfg, 10)
+    assert [x.skill_id for x in result.ranked] == ["b", "a"]  # z: BM25 only, not added
+    assert result.ranked[0].lexical == pytest.approx(10 / 20)
+    assert result.ranked[0].score == pytest.approx(0.58 + 0.5)
 
 
 def test_many_hits_break_a_near_tie_but_never_beat_a_clearly_better_best_hit():
-    cfg = ScoringConfig()
-    near = aggregate([hit("many", 0.60), hit("many", 0.55), hit("many", 0.5),
-                      hit("one", 0.62)], cfg)
-    ranked, _ = rank(near, [], cfg)
-    assert [r.skill_id for r in ranked] == ["many", "one"]
-    far = aggregate([hit("many", 0.40), hit("many", 0.39), hit("many", 0.38),
-                     hit("one", 0.62)], cfg)
-    ranked, _ = rank(far, [], cfg)
-    assert [r.skill_id for r in ranked] == ["one", "many"]
+    t = table(("many", "card"), ("many", "pattern"), ("many", "pattern"), ("one", "card"))
+    cfg = ScoringConfig(size_discount=0.0)
+    assert [x.skill_id for x in ranked(t, [0.60, 0.55, 0.5, 0.62], config=cfg).ranked] == [
+        "many",
+        "one",
+    ]
+    assert [x.skill_id for x in ranked(t, [0.40, 0.39, 0.38, 0.62], config=cfg).ranked] == [
+        "one",
+        "many",
+    ]
 
 
-def test_strong_mode_keyword_bonus_is_capped():
-    cfg = ScoringConfig(keyword_bonus=0.04, max_keyword_bonuses=2)
-    sem = aggregate([hit("a", 0.6), hit("b", 0.55)], cfg)
-    kws = [KeywordHit("b", f"triggers[{i}]", "t", 1) for i in range(5)]
-    ranked, weak = rank(sem, kws, cfg)
-    assert not weak
-    assert [r.skill_id for r in ranked] == ["b", "a"]
-    assert ranked[0].score == pytest.approx(0.55 + 0.08)
-    assert ranked[0].via == SEMANTIC
+def test_keyword_bonus_is_capped_and_keeps_via_semantic_when_strong():
+    t = table(("a", "card"), ("b", "card"))
+    kws = [KeywordHit("b", i, "t", 1) for i in range(5)]
+    result = ranked(t, [0.6, 0.55], kws)
+    assert not result.weak
+    assert [x.skill_id for x in result.ranked] == ["b", "a"]
+    assert result.ranked[0].score == pytest.approx(0.55 + 0.08)  # two bonuses at most
+    assert result.ranked[0].via == SEMANTIC and kws[0].field == "triggers[0]"
 
 
 def test_weak_semantic_match_lets_keywords_lead():
-    cfg = ScoringConfig(weak_threshold=0.35)
-    sem = aggregate([hit("a", 0.30), hit("b", 0.20), hit("c", 0.25)], cfg)
-    kws = [KeywordHit("b", "triggers[0]", "ci", 1),
-           KeywordHit("c", "triggers[0]", "flaky tests", 2)]
-    ranked, weak = rank(sem, kws, cfg)
-    assert weak
-    assert [r.skill_id for r in ranked] == ["c", "b", "a"]  # more matched words first
-    assert [r.via for r in ranked] == [KEYWORD, KEYWORD, SEMANTIC]
+    t = table(("a", "card"), ("b", "card"), ("c", "card"))
+    kws = [KeywordHit("b", 0, "ci", 1), KeywordHit("c", 0, "flaky tests", 2)]
+    result = ranked(t, [0.30, 0.20, 0.25], kws)
+    assert result.weak
+    assert [x.skill_id for x in result.ranked] == ["c", "b", "a"]  # more matched words first
+    assert [x.via for x in result.ranked] == [KEYWORD, KEYWORD, SEMANTIC]
 
 
-def test_keyword_only_skill_is_ranked_and_says_keyword():
+def test_a_keyword_only_skill_is_ranked_and_says_keyword():
+    t = table(("a", "card"), ("z", "card"))
+    result = rank(
+        candidates(np.array([0.7], dtype=np.float32), np.array([0]), t, ScoringConfig()),
+        [KeywordHit("z", 0, "x", 1)],
+        np.zeros(2),
+        t,
+        ScoringConfig(),
+        10,
+    )
+    assert [(x.skill_id, x.via) for x in result.ranked] == [("a", SEMANTIC), ("z", KEYWORD)]
+
+
+def test_no_match_reads_the_best_listed_score_and_a_long_trigger_vouches():
+    t = table(("a", "card"), ("b", "card"))
+    low = ranked(t, [0.30, 0.20])
+    assert low.no_match and low.top_score == pytest.approx(0.30, abs=1e-4)
+    assert not ranked(t, [0.30, 0.20], bm25=[10.0, 0.0]).no_match  # 0.30 + 0.5 shown
+    phrase = ranked(t, [0.30, 0.20], [KeywordHit("b", 0, "flaky tests", 2)])
+    assert not phrase.no_match  # a matched phrase of two words vouches for the query
+    one_word = ranked(t, [0.30, 0.20], [KeywordHit("b", 0, "ci", 1)])
+    assert one_word.no_match  # one word does not
+    # the threshold compares the kept score: 0.41996 is kept as 0.42, so it is an answer
+    assert not ranked(t, [0.41996, 0.1]).no_match
+
+
+def test_equal_scores_rank_by_id_and_k_limits():
+    t = table(("zeta", "card"), ("alpha", "card"), ("mid", "card"))
+    result = ranked(t, [0.5, 0.5, 0.5], k=2)
+    assert [x.skill_id for x in result.ranked] == ["alpha", "mid"]
+
+
+def test_hits_carry_their_documents_best_first():
+    t = table(("a", "card"), ("a", "pattern"), ("a", "anti_pattern"), ("a", "trigger"))
+    hits = ranked(t, [0.3, 0.7, 0.5, 0.9]).ranked[0].hits
+    assert [(h.kind, h.item) for h in hits] == [
+        ("pattern", 1),
+        ("trigger", 3),
+        ("anti_pattern", 2),
+    ]  # 0.7, 0.9 x 0.6, 0.5
+
+
+def test_handoff_score_sits_just_under_its_source():
     cfg = ScoringConfig()
-    sem = aggregate([hit("a", 0.7)], cfg)
-    ranked, _ = rank(sem, [KeywordHit("z", "triggers[0]", "x", 1)], cfg)
-    assert [(r.skill_id, r.via) for r in ranked] == [("a", SEMANTIC), ("z", KEYWORD)]
+    assert handoff_score(0.8, cfg) == pytest.approx(0.72)
+    assert handoff_score(-0.2, cfg) == pytest.approx(-0.22)  # under it even below zero
 
 
-def test_numpy_aggregation_equals_the_reference():
-    import numpy as np
-
-    from retriever.rank import aggregate_arrays
-
-    rng = np.random.default_rng(3)
-    kinds = ["card", "trigger", "pattern", "anti_pattern"]
-    hits = [DocHit(i, f"s{rng.integers(6)}", kinds[rng.integers(4)], f"f{i}", "t",
-                   float(rng.uniform(0, 1))) for i in range(60)]
-    for cfg in (ScoringConfig(), ScoringConfig(aggregation="max"),
-                ScoringConfig(aggregation="best+")):
-        counts = {f"s{i}": 1 + 3 * i for i in range(6)}  # documents per skill
-        ref = aggregate(hits, cfg, counts)
-        weights = np.array([cfg.kind_weight(h.kind) for h in hits])
-        skills = np.array([int(h.skill_id[1:]) for h in hits])
-        fast = aggregate_arrays(np.array([h.score for h in hits]), weights, skills, cfg,
-                                doc_counts=np.array([counts[f"s{i}"] for i in range(6)]))
-        assert {f"s{k}" for k in fast} == set(ref)
-        for sid, (score, hs) in ref.items():
-            got_score, positions = fast[int(sid[1:])]
-            assert got_score == pytest.approx(score)
-            assert [hits[i].row for i in positions] == [h.row for h in hs]
-        kept = aggregate_arrays(np.array([h.score for h in hits]), weights, skills, cfg, keep=2)
-        assert all(len(positions) <= 2 for _, positions in kept.values())
-    assert aggregate_arrays(np.array([]), np.array([]), np.array([], dtype=int),
-                            ScoringConfig()) == {}
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"aggregation": "mean"}, "unknown aggregation 'mean'"),
+        ({"temperature": 0}, "temperature must be above 0"),
+        ({"candidates": 0}, "candidates must be above 0"),
+        ({"keyword_bonus": -1}, "keyword_bonus must be 0 or more"),
+        ({"handoff_share": 1.5}, "handoff_share must be between 0 and 1"),
+        ({"kind_weights": (("trigger", -0.6),)}, "kind_weights holds"),
+    ],
+)
+def test_scoring_config_validates_itself_when_made(bad, message):
+    with pytest.raises(ValueError, match=message):
+        ScoringConfig(**bad)

@@ -19,15 +19,17 @@ def test_bundled_collection_loads_cleanly(bundled):
 
 
 def test_default_roots(tmp_path, monkeypatch):
-    from retriever.api import _roots
+    from retriever.paths import resolve_roots
 
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert _roots(None) == [BUNDLED.resolve()]  # nothing in the user's folders: bundled
+    assert resolve_roots(None) == [BUNDLED.resolve()]  # nothing in the user's folders: bundled
     (tmp_path / ".claude/skills").mkdir(parents=True)
-    assert _roots(None) == [(tmp_path / ".claude/skills").resolve()]
+    assert resolve_roots(None) == [(tmp_path / ".claude/skills").resolve()]
     (tmp_path / ".spawner/skills").mkdir(parents=True)
-    assert _roots(None) == [(tmp_path / ".spawner/skills").resolve(),
-                            (tmp_path / ".claude/skills").resolve()]
+    assert resolve_roots(None) == [
+        (tmp_path / ".spawner/skills").resolve(),
+        (tmp_path / ".claude/skills").resolve(),
+    ]
 
 
 def test_the_readme_query(bundled):
@@ -40,23 +42,28 @@ def test_the_readme_query(bundled):
     assert any(p.skill_id == "webhooks" for p in r.patterns)
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("users get logged out randomly after the session expires", "authentication"),
-    ("the dashboard query takes 30 seconds and the table has no index", "query-performance"),
-    ("tests pass locally but fail in CI", "testing-strategy"),
-    ("our cache serves stale data after updates", "caching"),
-    ("terraform plan wants to destroy the production database", "infrastructure-as-code"),
-    ("screen reader users cannot use the dropdown menu", "web-accessibility"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("users get logged out randomly after the session expires", "authentication"),
+        ("the dashboard query takes 30 seconds and the table has no index", "query-performance"),
+        ("tests pass locally but fail in CI", "testing-strategy"),
+        ("our cache serves stale data after updates", "caching"),
+        ("terraform plan wants to destroy the production database", "infrastructure-as-code"),
+        ("screen reader users cannot use the dropdown menu", "web-accessibility"),
+    ],
+)
 def test_symptoms_find_the_right_skill(bundled, query, expected):
     assert expected in bundled.search(query, k=3).skill_ids
 
 
 def test_handoffs_fire_on_real_rules(bundled):
     fired = []
-    for q in ("verify the webhook signature with hmac before processing",
-              "we need a security audit of the payment flow",
-              "the webhook consumer must survive the same message arriving twice"):
+    for q in (
+        "verify the webhook signature with hmac before processing",
+        "we need a security audit of the payment flow",
+        "the webhook consumer must survive the same message arriving twice",
+    ):
         fired += bundled.search(q, k=3).handoffs
     assert fired, "no handoff rule fired on queries written to trigger them"
     ids = {s.id for s in bundled.skills}
@@ -83,14 +90,18 @@ def test_import_is_light():
         "('torch', 'sentence_transformers', 'faiss', 'transformers', 'numpy'))\n"
         "print(json.dumps(heavy), file=sys.stderr)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.parametrize("query", ["how long should I let a steak rest after grilling it",
-                                   "which vegetables grow well in partial shade",
-                                   "how do you fold a fitted sheet"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "how long should I let a steak rest after grilling it",
+        "which vegetables grow well in partial shade",
+        "how do you fold a fitted sheet",
+    ],
+)
 def test_off_topic_queries_are_no_match(bundled, query):
     r = bundled.search(query, k=3)
     assert r.no_match and any("no skill in the collection fits" in n for n in r.notes)
@@ -98,6 +109,9 @@ def test_off_topic_queries_are_no_match(bundled, query):
 
 
 def test_on_topic_queries_are_answered(bundled):
-    for q in ("my webhook handler processes the same event twice", "memcached",
-              "tests pass locally but fail in CI"):
+    for q in (
+        "my webhook handler processes the same event twice",
+        "memcached",
+        "tests pass locally but fail in CI",
+    ):
         assert not bundled.search(q, k=3).no_match

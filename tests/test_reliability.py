@@ -22,8 +22,8 @@ from retriever.load import load_collection
 # -- collections ----------------------------------------------------------------------------
 
 ALIAS_BOMB = "id: bomb\nname: Bomb\ndescription: d\n" + "\n".join(
-    f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]"
-    for i in range(9))
+    f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]" for i in range(9)
+)
 
 
 def test_alias_bomb_and_self_reference_are_refused(tmp_path):
@@ -75,8 +75,7 @@ def test_empty_folders_and_a_collection_with_no_skills(tmp_path, fake_embedder):
     report = load_collection([tmp_path / "empty"])
     assert report.skills == () and "no skills found here" in report.problems[0].reason
     with pytest.raises(SkillLoadError, match="no skills found under"):
-        SkillRetriever.open(tmp_path / "empty", index_dir=tmp_path / "idx",
-                            embedder=fake_embedder)
+        SkillRetriever.open(tmp_path / "empty", index_dir=tmp_path / "idx", embedder=fake_embedder)
 
 
 def test_odd_skill_ids(tmp_path):
@@ -99,6 +98,7 @@ def test_duplicate_ids_across_roots_say_which_wins(tmp_path):
 
 
 # -- indexes --------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def built(tmp_path, fake_embedder):
@@ -188,10 +188,10 @@ CHILD = textwrap.dedent("""
 
 
 def _child(root: Path, idx: Path, mode: str) -> subprocess.Popen:
-    code = CHILD.format(tests=str(Path(__file__).parent), root=str(root), idx=str(idx),
-                        mode=mode)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    code = CHILD.format(tests=str(Path(__file__).parent), root=str(root), idx=str(idx), mode=mode)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_two_builds_at_once_one_waits(tmp_path):
@@ -219,7 +219,7 @@ def test_searches_during_rebuilds_see_old_or_new_never_a_mix(tmp_path, fake_embe
         while not stop.is_set():
             try:
                 stored = load_index(idx)
-                assert stored.index.ntotal == len(stored.documents)
+                assert stored.vectors.ntotal == len(stored.documents)
                 reads[0] += 1
             except Exception as e:  # noqa: BLE001 - collected for the assertion
                 errors.append(repr(e))
@@ -240,8 +240,16 @@ def test_searches_during_rebuilds_see_old_or_new_never_a_mix(tmp_path, fake_embe
 
 
 def test_api_is_safe_from_several_threads(bundled):
-    queries = ["webhook delivered twice", "slow SQL query", "stale cache", "flaky tests in CI",
-               "terraform state lock", "JWT expiry", "screen reader", "retry with backoff"]
+    queries = [
+        "webhook delivered twice",
+        "slow SQL query",
+        "stale cache",
+        "flaky tests in CI",
+        "terraform state lock",
+        "JWT expiry",
+        "screen reader",
+        "retry with backoff",
+    ]
     expected = {q: bundled.search(q, k=5).skill_ids for q in queries}
     got, errors = [], []
 
@@ -264,6 +272,7 @@ def test_api_is_safe_from_several_threads(bundled):
 
 # -- queries --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("query", ["", "   \n\t", "\x00\x01\x02", "🚀🔥", "!!!"])
 def test_queries_with_no_words_are_a_clear_error(bundled, query):
     with pytest.raises(QueryError, match="query is empty"):
@@ -283,13 +292,16 @@ def test_a_long_query_beyond_the_model_window_says_so(bundled):
     assert not bundled.search("webhook retries", k=3).truncated
 
 
-@pytest.mark.parametrize("query", [
-    "webhook\x00 handler\x1b[31m processes events twice\x07",
-    "Webhook-Handler verarbeitet dasselbe Ereignis zweimal",
-    "вебхук обрабатывает одно событие дважды",
-    "ウェブフックが同じイベントを二回処理する",
-    "webhook 🚀 duplicate event 🔥",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "webhook\x00 handler\x1b[31m processes events twice\x07",
+        "Webhook-Handler verarbeitet dasselbe Ereignis zweimal",
+        "вебхук обрабатывает одно событие дважды",
+        "ウェブフックが同じイベントを二回処理する",
+        "webhook 🚀 duplicate event 🔥",
+    ],
+)
 def test_control_characters_other_scripts_and_emoji(bundled, query):
     r = bundled.search(query, k=3)
     # a skill that fits nothing well may score below 0 (the size discount), never wildly

@@ -16,14 +16,17 @@ def mini(tmp_path, fake_embedder):
     return SkillRetriever.open(root, index_dir=tmp_path / "idx", embedder=fake_embedder)
 
 
-@pytest.mark.parametrize("trigger, phrases", [
-    ("security audit|penetration", ("security audit", "penetration")),
-    ("frontend or ui or component", ("frontend", "ui", "component")),
-    ("cdn, edge", ("cdn", "edge")),
-    ("webhook", ("webhook",)),
-    ("Need to define brand positioning before building AI assets", ()),
-    ("User needs AWS serverless", ()),
-])
+@pytest.mark.parametrize(
+    "trigger, phrases",
+    [
+        ("security audit|penetration", ("security audit", "penetration")),
+        ("frontend or ui or component", ("frontend", "ui", "component")),
+        ("cdn, edge", ("cdn", "edge")),
+        ("webhook", ("webhook",)),
+        ("Need to define brand positioning before building AI assets", ()),
+        ("User needs AWS serverless", ()),
+    ],
+)
 def test_rule_phrases(trigger, phrases):
     assert rule_phrases(trigger) == phrases
 
@@ -104,51 +107,54 @@ def test_markdown_fits_the_budget_and_keeps_blocks_whole(mini):
             assert line in full.splitlines()
 
 
-def test_numpy_top_k_equals_the_faiss_search(bundled, monkeypatch):
-    """The exact index's numpy scan (the query path) finds what FAISS's search finds."""
-    searcher = bundled._searcher  # noqa: SLF001 - comparing the two candidate paths
-    assert searcher.vectors is not None and searcher.index.ntotal > searcher.config.candidates
-    for query in ("my webhook handler processes the same event twice", "slow sql queries",
-                  "tests pass locally but fail in CI"):
-        qv = searcher.embedder.encode([query])
+def test_the_exact_scan_finds_what_faiss_finds():
+    """The exact index answers fewer rows than it holds by scanning every vector (the query
+    path); asked for all of them, FAISS searches: the top rows and scores agree."""
+    import numpy as np
 
-        def hits(found):
-            rows, scores, groups = found.rows, found.scores, found.groups
-            return found.best, {
-                int(sk): (round(float(groups.scores[g]), 5),
-                          [(int(rows[i]), round(float(scores[i]), 5))
-                           for i in groups.positions(g, 3)])
-                for g, sk in enumerate(groups.skills.tolist())}
+    from retriever.vectors import VectorIndex
 
-        numpy_side = hits(searcher._nearest(qv))
-        with monkeypatch.context() as m:
-            m.setattr(searcher, "vectors", None)
-            faiss_side = hits(searcher._nearest(qv))
-        assert numpy_side[0] == pytest.approx(faiss_side[0])
-        assert numpy_side[1] == faiss_side[1]
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((5000, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.build(vectors)
+    assert index.exact and index.kind == "IndexFlatIP"
+    for _ in range(3):
+        q = vectors[rng.integers(5000)] + 0.1 * rng.standard_normal(64).astype(np.float32)
+        scores, rows, every = index.search(q, 50)
+        assert every is not None and every[rows] == pytest.approx(scores)
+        faiss_scores, faiss_rows, none = index.search(q, index.ntotal)
+        assert none is None
+        order = np.argsort(-scores, kind="stable")
+        assert list(rows[order]) == list(faiss_rows[:50])
+        assert scores[order] == pytest.approx(faiss_scores[:50], abs=1e-5)
+    assert index.vectors(np.array([3, 7])) == pytest.approx(vectors[[3, 7]])
 
 
-def test_pattern_scores_from_the_scan_equal_the_stored_vectors(bundled, monkeypatch):
-    """A returned skill's patterns, scored from the scan of every vector (exact index) or
-    from vectors read back from FAISS (other indexes), come out the same."""
-    searcher = bundled._searcher  # noqa: SLF001 - comparing the two pattern paths
-    query = "my webhook handler processes the same event twice"
-    fast = bundled.search(query, k=5)
-    with monkeypatch.context() as m:
-        m.setattr(searcher, "vectors", None)  # the path an IVF index takes
-        slow = bundled.search(query, k=5)
-    assert [s.id for s in fast.skills] == [s.id for s in slow.skills]
-    assert any(s.patterns for s in fast.skills)
-    for a, b in zip(fast.skills, slow.skills, strict=True):
-        assert [(p.field, p.name) for p in a.patterns] == [(p.field, p.name) for p in b.patterns]
-        assert [p.score for p in a.patterns] == pytest.approx([p.score for p in b.patterns],
-                                                              abs=1e-5)
+def test_an_ivf_index_searches_and_reads_vectors_back(monkeypatch):
+    """Above EXACT_MAX_DOCUMENTS the index is IVF: searched by FAISS, vectors read back by
+    row (what scoring a returned skill's patterns needs)."""
+    import numpy as np
+
+    import retriever.vectors as vectors_module
+    from retriever.vectors import VectorIndex
+
+    monkeypatch.setattr(vectors_module, "EXACT_MAX_DOCUMENTS", 100)
+    rng = np.random.default_rng(6)
+    vectors = rng.standard_normal((3000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = VectorIndex.build(vectors)
+    assert not index.exact and index.kind == "IndexIVFFlat"
+    scores, rows, every = index.search(vectors[42], 10)
+    assert every is None and rows[0] == 42 and scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert index.vectors(np.array([42, 7])) == pytest.approx(vectors[[42, 7]], abs=1e-6)
+    assert index.all_vectors() == pytest.approx(vectors, abs=1e-6)
 
 
 def test_inner_products_equal_numpy():
     import numpy as np
 
-    from retriever.search import inner_products
+    from retriever.vectors import VectorIndex, inner_products
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((1000, 384)).astype(np.float32)
@@ -159,4 +165,7 @@ def test_inner_products_equal_numpy():
     assert inner_products(strided, query) == pytest.approx(strided @ query, abs=1e-4)
     # long enough to be split across threads: every slice lands in its place
     tall = rng.standard_normal((10_001, 384)).astype(np.float32)
-    assert inner_products(tall, query) == pytest.approx(tall @ query, abs=1e-3)
+    index = VectorIndex.build(tall)
+    assert index.scan_workers >= 0
+    index.scan_workers = 2  # force the split whatever the machine's cores
+    assert index.inner_products(query) == pytest.approx(tall @ query, abs=1e-3)

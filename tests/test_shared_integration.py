@@ -38,15 +38,30 @@ def test_real_handoff_rules_fire(spawner):
 
 
 def test_cli_search_and_eval_on_the_real_corpus(spawner, spawner_index, tmp_path):
-    p = retrieve("search", "--skills", str(SPAWNER), "--index", str(spawner_index), "--json",
-                 "my webhook handler processes the same event twice")
+    p = retrieve(
+        "search",
+        "--skills",
+        str(SPAWNER),
+        "--index",
+        str(spawner_index),
+        "--json",
+        "my webhook handler processes the same event twice",
+    )
     d = json.loads(p.stdout)
     assert len(d["skills"]) >= 5
     assert any("webhook" in m["text"].lower() for m in d["skills"][0]["matches"])
 
     queries = tmp_path / "q.jsonl"
     queries.write_text("".join(line for line in DEV_QUERIES.read_text().splitlines(True)[:40]))
-    p = retrieve("eval", "--skills", str(SPAWNER), "--index", str(spawner_index),
-                 "--queries", str(queries), "--json")
+    p = retrieve(
+        "eval",
+        "--skills",
+        str(SPAWNER),
+        "--index",
+        str(spawner_index),
+        "--queries",
+        str(queries),
+        "--json",
+    )
     d = json.loads(p.stdout)
     assert d["n"] == 40 and 0 < d["MRR@10"] <= 1

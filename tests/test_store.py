@@ -36,8 +36,15 @@ def test_build_then_reuse(setup, fake_embedder):
     assert m["dimension"] == 256 and m["format_version"] == FORMAT_VERSION
     assert m["corpus_fingerprint"]
     assert sorted(p.name for p in (idx / "current").iterdir()) == [
-        "bm25.json", "bm25.npz", "documents.jsonl", "manifest.json", "problems.json",
-        "rules.npy", "skills.json", "vectors.faiss"]
+        "bm25.json",
+        "bm25.npz",
+        "documents.jsonl",
+        "manifest.json",
+        "problems.json",
+        "rules.npy",
+        "skills.json",
+        "vectors.faiss",
+    ]
 
 
 def test_changed_corpus_is_stale(setup, fake_embedder):
@@ -64,16 +71,26 @@ def test_other_model_is_stale(setup):
     assert SkillRetriever.open(root, index_dir=idx, embedder=OtherModel()).rebuilt_because
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda v: v.joinpath("vectors.faiss").write_bytes(
-        v.joinpath("vectors.faiss").read_bytes()[:100]), "does not match the manifest"),
-    (lambda v: v.joinpath("manifest.json").unlink(), "manifest is missing"),
-    (lambda v: v.joinpath("manifest.json").write_text("{not json"), "manifest is unreadable"),
-    (lambda v: v.joinpath("documents.jsonl").write_text(
-        v.joinpath("documents.jsonl").read_text().split("\n", 1)[1]),
-     "does not match the manifest"),
-    (lambda v: v.joinpath("skills.json").unlink(), "missing from the index"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda v: v.joinpath("vectors.faiss").write_bytes(
+                v.joinpath("vectors.faiss").read_bytes()[:100]
+            ),
+            "does not match the manifest",
+        ),
+        (lambda v: v.joinpath("manifest.json").unlink(), "manifest is missing"),
+        (lambda v: v.joinpath("manifest.json").write_text("{not json"), "manifest is unreadable"),
+        (
+            lambda v: v.joinpath("documents.jsonl").write_text(
+                v.joinpath("documents.jsonl").read_text().split("\n", 1)[1]
+            ),
+            "does not match the manifest",
+        ),
+        (lambda v: v.joinpath("skills.json").unlink(), "missing from the index"),
+    ],
+)
 def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
     root, idx, _ = setup
     damage(idx / "current")
@@ -85,14 +102,14 @@ def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
 
 def test_counts_out_of_step_with_a_consistent_manifest(setup, fake_embedder):
     """Even with hashes recomputed, vectors and documents must agree."""
-    from retriever.store import DOCUMENTS, MANIFEST, _sha256
+    from retriever.store import DOCUMENTS, MANIFEST, file_sha256
 
     root, idx, _ = setup
     v = idx / "current"
     docs = v / DOCUMENTS
     docs.write_text(docs.read_text().split("\n", 1)[1])
     m = json.loads((v / MANIFEST).read_text())
-    m["files"][DOCUMENTS]["sha256"] = _sha256(docs)
+    m["files"][DOCUMENTS]["sha256"] = file_sha256(docs)
     (v / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(IndexError_, match="vectors for"):
         SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
@@ -162,3 +179,46 @@ def test_keyword_rules_are_not_embedded_and_never_poison_the_cache(setup):
     assert hit.id == "webhooks" and hit.matches[0].score > 0.5
     rules = {r.trigger for s in rebuilt.skills for r in s.handoffs}
     assert "signature|hmac" in rules and "signature|hmac" not in counting.seen
+
+
+def test_a_fresh_build_is_used_as_built_not_read_back(tmp_path, fake_embedder, monkeypatch):
+    """Each data file is hashed once, when written: the build's own index is searched, not a
+    copy read back from disk and hashed again."""
+    import retriever.store as store
+
+    hashed = []
+    real = store.file_sha256
+    monkeypatch.setattr(store, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    r = SkillRetriever.open(
+        write_mini(tmp_path / "s"), index_dir=tmp_path / "i", embedder=fake_embedder
+    )
+    assert sorted(hashed) == sorted(store.DATA_FILES)
+    assert r.index.path == (tmp_path / "i" / os.readlink(tmp_path / "i" / "current"))
+    assert r.search("webhook").skills[0].id == "webhooks"
+
+
+def test_status_says_why_and_warns_about_an_index_from_a_newer_version(
+    setup, fake_embedder, caplog
+):
+    from retriever.load import corpus_fingerprint, discover
+    from retriever.store import MANIFEST, index_status
+
+    root, idx, first = setup
+    fingerprint = corpus_fingerprint(discover([root]))
+    assert index_status(idx, fake_embedder.model_id, fingerprint).fresh
+    assert index_status(idx, "other", fingerprint).stale_because == (
+        "built with model 'fake-bag-of-words', asked for 'other'"
+    )
+    assert index_status(idx, fake_embedder.model_id, "x").stale_because == (
+        "the skill files changed since it was built"
+    )
+    assert index_status(idx / "none", "m", "f").stale_because == "no index yet"
+    assert not (idx / "none").exists()  # asking writes nothing
+    # written by a later release: read (same format) with a warning naming both versions
+    m = json.loads((idx / "current" / MANIFEST).read_text())
+    m["package_version"] = "99.0.0"
+    (idx / "current" / MANIFEST).write_text(json.dumps(m))
+    assert index_status(idx, fake_embedder.model_id, fingerprint).newer_writer == "99.0.0"
+    with caplog.at_level("WARNING", logger="retriever.store"):
+        SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    assert "written by skill-retriever 99.0.0, newer than this" in caplog.text

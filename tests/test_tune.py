@@ -18,12 +18,19 @@ from retriever.tune import TUNE_FILE, make_batches, training_texts, tune
 
 
 def test_training_texts_prefer_when_and_why():
-    skill = Skill.from_dict({
-        "id": "s", "name": "S", "description": "d", "triggers": ["cache", "cache", " "],
-        "patterns": [{"name": "p", "description": "pd", "when": "pw"},
-                     {"name": "q", "description": "qd"}],
-        "anti_patterns": [{"name": "a", "description": "ad", "why": "aw"}],
-    })
+    skill = Skill.from_dict(
+        {
+            "id": "s",
+            "name": "S",
+            "description": "d",
+            "triggers": ["cache", "cache", " "],
+            "patterns": [
+                {"name": "p", "description": "pd", "when": "pw"},
+                {"name": "q", "description": "qd"},
+            ],
+            "anti_patterns": [{"name": "a", "description": "ad", "why": "aw"}],
+        }
+    )
     assert training_texts(skill) == ["cache", "pw", "qd", "aw"]
 
 
@@ -71,8 +78,18 @@ def test_tune_refuses_bad_arguments(tmp_path):
 
 def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
     out = tmp_path / "tuned"
-    p = retrieve("tune", "--skills", str(BUNDLED), "--out", str(out), "--max-steps", "2",
-                 "--batch-size", "8", "--json")
+    p = retrieve(
+        "tune",
+        "--skills",
+        str(BUNDLED),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--json",
+    )
     report = json.loads(p.stdout)
     assert report["steps"] == 2 and report["skills"] == 26 and report["pairs"] > 100
     assert json.loads((out / TUNE_FILE).read_text())["steps"] == 2
@@ -89,7 +106,10 @@ def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
     # an index is built with it (the ONNX export of the tuned model included)
     from retriever import SkillRetriever
 
-    r = SkillRetriever.open(BUNDLED, index_dir=tmp_path / "index",
-                            embedder=make_embedder(str(out), models_home=tmp_path / "models"))
+    r = SkillRetriever.open(
+        BUNDLED,
+        index_dir=tmp_path / "index",
+        embedder=make_embedder(str(out), models_home=tmp_path / "models"),
+    )
     assert r.manifest["model"] == str(out.resolve())
     assert r.search("my webhook handler processes the same event twice", k=3).skill_ids

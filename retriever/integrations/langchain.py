@@ -45,18 +45,21 @@ class SkillLangChainRetriever(BaseRetriever):
         docs = []
         for hit in result.skills:
             skill = self.skill_retriever.skill(hit.id)
-            docs.append(Document(
-                page_content=render_skill(skill, self.sections),
-                metadata={
-                    "id": hit.id,
-                    "name": hit.name,
-                    "score": hit.score,
-                    "via": hit.via,
-                    "collection": hit.collection,
-                    "matched": [f"{m.field}: {m.text}" for m in hit.matches],
-                    "patterns": [p.name for p in hit.patterns],
-                    "handoffs": [h.to_dict() for h in result.handoffs
-                                 if h.from_skill == hit.id],
-                },
-            ))
+            docs.append(
+                Document(
+                    page_content=render_skill(skill, self.sections),
+                    metadata={
+                        "id": hit.id,
+                        "name": hit.name,
+                        "score": hit.score,
+                        "via": hit.via,
+                        "collection": hit.collection,
+                        "matched": [f"{m.field}: {m.text}" for m in hit.matches],
+                        "patterns": [p.name for p in hit.patterns],
+                        "handoffs": [
+                            h.to_dict() for h in result.handoffs if h.from_skill == hit.id
+                        ],
+                    },
+                )
+            )
         return docs

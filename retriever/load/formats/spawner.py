@@ -1,4 +1,8 @@
-"""Turn a parsed spawner ``skill.yaml`` (and its ``collaboration.yaml``) into a ``Skill``.
+"""The spawner formats: ``<dir>/skill.yaml`` (one folder per skill) and the flat layout
+``<dir>/<id>.yaml``, each with side files beside it (``collaboration``, ``sharp-edges``,
+``validations``; ``<id>-collaboration.yaml`` etc. in the flat layout).
+
+Turning a parsed ``skill.yaml`` (and its ``collaboration.yaml``) into a ``Skill``:
 
 Every shape the public spawner collection uses is accepted: ``patterns``, ``anti_patterns``,
 ``handoffs`` and ``triggers`` as lists or as maps keyed by name; ``identity`` as a string or a
@@ -9,8 +13,13 @@ handoffs keyed ``trigger``/``when``/``situation``/``condition``, ``to``/``skill`
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+from retriever.load.files import FileProblem, load_map
+from retriever.load.formats.base import SkillFormat
+from retriever.load.ids import skill_id as choose_id
 from retriever.load.shapes import (
     first_paragraph,
     first_sentence,
@@ -20,7 +29,13 @@ from retriever.load.shapes import (
     strings_of,
     text_of,
 )
-from retriever.skill import AntiPattern, HandoffRule, Pattern, Skill
+from retriever.load.source import COLLABORATION, SIDE_ROLES, SkillSource
+from retriever.skill import AntiPattern, HandoffRule, LoadProblem, Pattern, Skill
+
+SPAWNER = "spawner"
+SPAWNER_FLAT = "spawner-flat"
+SPAWNER_FILE = "skill.yaml"
+YAML_SUFFIXES = (".yaml", ".yml")
 
 PATTERN_DESCRIPTION = ("description", "summary", "what")
 PATTERN_WHEN = ("when", "when_to_use", "use_when", "context", "situation")
@@ -29,8 +44,16 @@ PATTERN_EXAMPLE = ("example", "implementation", "code_example", "pattern", "temp
 ANTI_NAME = ("name", "pattern", "title", "id")
 ANTI_DESCRIPTION = ("description", "problem", "wrong", "summary")
 ANTI_WHY = ("why", "why_bad", "why_harmful", "impact", "consequence", "problem", "risk")
-ANTI_INSTEAD = ("instead", "what_to_do_instead", "solution", "fix", "what_to_do", "right",
-                "alternative", "better")
+ANTI_INSTEAD = (
+    "instead",
+    "what_to_do_instead",
+    "solution",
+    "fix",
+    "what_to_do",
+    "right",
+    "alternative",
+    "better",
+)
 
 HANDOFF_TARGET = ("to", "skill", "delegate_to", "target")
 HANDOFF_TRIGGER = ("trigger", "when", "situation", "condition", "triggers")
@@ -112,19 +135,27 @@ def handoff_rules(value: Any, origin: str) -> list[HandoffRule]:
             return
         if not isinstance(v, dict):
             return
-        target = next((_clean_target(v[k]) for k in HANDOFF_TARGET
-                       if isinstance(v.get(k), str) and v.get(k).strip()), "")
+        target = next(
+            (
+                _clean_target(v[k])
+                for k in HANDOFF_TARGET
+                if isinstance(v.get(k), str) and v[k].strip()
+            ),
+            "",
+        )
         if target:
             context = first_text(v, *HANDOFF_CONTEXT)
             trigger = first_text(v, *HANDOFF_TRIGGER) or context
             if trigger:
-                rules.append(HandoffRule(
-                    target=target,
-                    trigger=trigger,
-                    context=context,
-                    priority=text_of(v.get("priority")),
-                    origin=where,
-                ))
+                rules.append(
+                    HandoffRule(
+                        target=target,
+                        trigger=trigger,
+                        context=context,
+                        priority=text_of(v.get("priority")),
+                        origin=where,
+                    )
+                )
             return
         for k, x in v.items():
             if str(k) not in INCOMING_KEYS:
@@ -167,8 +198,10 @@ def skill_from_spawner(
         # Some collaboration files list phrases that call for *this* skill
         # ({phrase, confidence}); they are triggers of this skill, not handoffs.
         for _, item in named_items(delegation):
-            if isinstance(item, dict) and "phrase" in item and not any(
-                k in item for k in HANDOFF_TARGET
+            if (
+                isinstance(item, dict)
+                and "phrase" in item
+                and not any(k in item for k in HANDOFF_TARGET)
             ):
                 phrase = text_of(item["phrase"])
                 if phrase:
@@ -183,12 +216,90 @@ def skill_from_spawner(
         triggers=tuple(dict.fromkeys(triggers)),
         owns=strings_of(data.get("owns")),
         tags=strings_of(data.get("tags")),
-        patterns=tuple(p for h, x in named_items(data.get("patterns"))
-                       if (p := _pattern(h, x)) is not None),
-        anti_patterns=tuple(a for h, x in named_items(data.get("anti_patterns"))
-                            if (a := _anti_pattern(h, x)) is not None),
+        patterns=tuple(
+            p for h, x in named_items(data.get("patterns")) if (p := _pattern(h, x)) is not None
+        ),
+        anti_patterns=tuple(
+            a
+            for h, x in named_items(data.get("anti_patterns"))
+            if (a := _anti_pattern(h, x)) is not None
+        ),
         handoffs=tuple(handoffs),
         format=fmt,
         path=path,
         collection=collection,
+    )
+
+
+def _is_side_file(stem: str) -> bool:
+    return stem in SIDE_ROLES or any(stem.endswith("-" + s) for s in SIDE_ROLES)
+
+
+class SpawnerFolderFormat(SkillFormat):
+    """``<dir>/skill.yaml``, with ``collaboration.yaml`` and the other side files beside."""
+
+    name = SPAWNER
+
+    def find(self, folder: Path, names: list[str], root: Path) -> tuple[list[SkillSource], bool]:
+        if SPAWNER_FILE not in names:
+            return [], False
+        sides = tuple(
+            (role, folder / f"{role}.yaml")
+            for role in (COLLABORATION,)
+            if (folder / f"{role}.yaml").exists()
+        )
+        return [SkillSource(self.name, folder / SPAWNER_FILE, root, folder.name, sides)], True
+
+    def parse(self, source: SkillSource, problems: list[LoadProblem]) -> Skill:
+        return _parse(self.name, source, problems)
+
+
+class SpawnerFlatFormat(SkillFormat):
+    """``<dir>/<id>.yaml`` files, with ``<id>-collaboration.yaml`` etc. beside them."""
+
+    name = SPAWNER_FLAT
+
+    def find(self, folder: Path, names: list[str], root: Path) -> tuple[list[SkillSource], bool]:
+        sources = []
+        for name in sorted(names):
+            stem, suffix = os.path.splitext(name)
+            if suffix not in YAML_SUFFIXES or _is_side_file(stem) or name.startswith("."):
+                continue
+            sides = []
+            for role in (COLLABORATION,):
+                found = next(
+                    (
+                        folder / f"{stem}-{role}{s}"
+                        for s in YAML_SUFFIXES
+                        if (folder / f"{stem}-{role}{s}").exists()
+                    ),
+                    None,
+                )
+                if found is not None:
+                    sides.append((role, found))
+            sources.append(SkillSource(self.name, folder / name, root, stem, tuple(sides)))
+        return sources, False
+
+    def parse(self, source: SkillSource, problems: list[LoadProblem]) -> Skill:
+        return _parse(self.name, source, problems)
+
+
+def _parse(fmt: str, source: SkillSource, problems: list[LoadProblem]) -> Skill:
+    data = load_map(source.path, problems)
+    collaboration = None
+    side = source.side(COLLABORATION)
+    if side is not None:
+        try:
+            collaboration = load_map(side, problems)
+        except FileProblem as e:  # the skill itself is still usable
+            problems.append(LoadProblem(str(side), str(e)))
+    return skill_from_spawner(
+        data,
+        collaboration,
+        skill_id=choose_id(data, source, problems),
+        fmt=fmt,
+        path=str(source.path),
+        collection=str(source.root),
+        file_name=source.path.name,
+        collaboration_name=side.name if side else "",
     )
