@@ -41,6 +41,30 @@ def default_skills() -> Path:
     return shared_dir() / "corpora" / "spawner-skills"
 
 
+def holdout_skills() -> Path:
+    """The spawner corpus less exactly the entries the dev queries were taken from."""
+    return shared_dir() / "corpora" / "spawner-skills-holdout"
+
+
+def leak_check(skills: Path, query_files: Sequence[Path]) -> str | None:
+    """Why measuring ``query_files`` against ``skills`` would read the answers, or ``None``.
+
+    The dev queries are validation messages and ``receives_from`` contexts of their gold
+    skills; the index holds validation checks, so against the full corpus each such query
+    finds itself. The holdout corpus lacks exactly those entries.
+    """
+    dev = default_queries().resolve()
+    if skills.resolve() == default_skills().resolve() and any(
+        Path(f).resolve() == dev for f in query_files
+    ):
+        return (
+            f"the dev queries were taken from {skills}'s validations and receives contexts, "
+            f"which the index holds: measure them against {holdout_skills()} (the default), "
+            "or pass --allow-leak to see the size of the leak"
+        )
+    return None
+
+
 def default_queries() -> Path:
     return shared_dir() / "eval" / "dev-queries.jsonl"
 

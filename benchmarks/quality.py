@@ -49,9 +49,10 @@ from benchmarks.common import (  # noqa: E402
     Run,
     cached_encode,
     default_queries,
-    default_skills,
     fail,
     format_table,
+    holdout_skills,
+    leak_check,
     open_ours,
     read_queries,
     require_data,
@@ -188,7 +189,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--skills",
         type=Path,
         default=None,
-        help="skills root (default: ../shared/corpora/spawner-skills)",
+        help="skills root (default: ../shared/corpora/spawner-skills-holdout, the corpus less "
+        "the entries the dev queries were taken from)",
+    )
+    p.add_argument(
+        "--allow-leak",
+        action="store_true",
+        help="measure the dev queries against a corpus that holds them (to show the leak)",
     )
     p.add_argument(
         "--queries",
@@ -228,8 +235,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "ours-tuned (ours, defaults, with that model)",
     )
     args = p.parse_args(argv)
-    args.skills = (args.skills or default_skills()).expanduser()
+    args.skills = (args.skills or holdout_skills()).expanduser()
     args.queries = [q.expanduser() for q in (args.queries or [default_queries()])]
+    leak = leak_check(args.skills, args.queries)
+    if leak and not args.allow_leak:
+        p.error(leak)
+    if leak:
+        print(f"{PROG}: warning: {leak}", file=sys.stderr)
     args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown:

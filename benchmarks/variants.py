@@ -52,8 +52,9 @@ from benchmarks.common import (  # noqa: E402
     MemoEmbedder,
     cached_encode,
     default_queries,
-    default_skills,
     fail,
+    holdout_skills,
+    leak_check,
     open_ours,
     read_queries,
     require_data,
@@ -207,6 +208,16 @@ class Bench:
 
 
 def load(args: argparse.Namespace) -> Bench:
+    retriever, queries, vectors = load_queries_and_vectors(args)
+    return Bench(retriever, queries, vectors, args.dev.stem)
+
+
+def load_queries_and_vectors(
+    args: argparse.Namespace,
+) -> tuple[SkillRetriever, list[BenchQuery], np.ndarray]:
+    """Our retriever over ``args.skills`` (index under benchmarks/results, or ``args.index``),
+    the queries of ``args.dev``, ``args.held_out`` and ``args.offtopic``, and their cached
+    vectors, which the retriever's embedder answers from memory."""
     from retriever.embed import SentenceTransformerEmbedder
 
     files = [args.dev, *args.held_out] + ([args.offtopic] if args.offtopic else [])
@@ -222,7 +233,7 @@ def load(args: argparse.Namespace) -> Bench:
             f"  {len(unknown)} labels name no skill of the corpus, e.g. {unknown[0]}",
             file=sys.stderr,
         )
-    return Bench(retriever, queries, vectors, args.dev.stem)
+    return retriever, queries, vectors
 
 
 # -- rows, tables and the choosing rule -------------------------------------------------------
@@ -806,13 +817,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--json-out", type=Path, default=RESULTS / "variants.json")
     p.add_argument(
+        "--allow-leak",
+        action="store_true",
+        help="measure the dev queries against a corpus that holds them",
+    )
+    p.add_argument(
         "--no-reembed",
         action="store_true",
         help="skip the document-text variants (they embed ~10k texts once)",
     )
     args = p.parse_args(argv)
-    args.skills = (args.skills or default_skills()).expanduser()
+    args.skills = (args.skills or holdout_skills()).expanduser()
     args.dev = (args.dev or default_queries()).expanduser()
+    leak = leak_check(args.skills, [args.dev])
+    if leak and not args.allow_leak:
+        fail(PROG, leak)
     args.held_out = args.held_out or [HELD_OUT / "symptoms.jsonl", HELD_OUT / "situations.jsonl"]
     if args.offtopic and not args.offtopic.is_file():
         args.offtopic = None

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,14 @@ from retriever.errors import (
 )
 from retriever.paths import PathArg, resolve_roots
 from retriever.rank import ScoringConfig
-from retriever.results import SearchResult
+from retriever.results import Handoff, SearchResult
 from retriever.skill import LoadProblem, Skill
 
 if TYPE_CHECKING:
     from retriever.embed import Embedder
     from retriever.index import SkillIndex
     from retriever.search import Searcher
+    from retriever.store import IndexStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class SkillRetriever:
         embedder: Embedder | None = None,
         backend: str | None = None,
         progress: bool | None = None,
+        verify: bool = False,
     ) -> SkillRetriever:
         """Open the index of ``skills`` (a root or several).
 
@@ -74,11 +77,15 @@ class SkillRetriever:
         the packaged all-MiniLM-L6-v2). ``backend``: ``"auto"`` (ONNX export when possible),
         ``"onnx"`` or ``"torch"`` (sentence-transformers); see ``embed.make_embedder``.
         ``progress`` shows a bar while embedding (default: when stderr is a terminal).
+
+        Whether the skill files changed since the build is told from their metadata (size,
+        mtime, ctime, inode; ``load.changes``), hashing only the files whose metadata
+        changed. ``verify`` hashes every skill file instead: an edit that keeps a file's
+        size and times is invisible to metadata.
         """
         from retriever.embed import make_embedder
-        from retriever.load.collection import corpus_fingerprint
-        from retriever.load.discover import discover
         from retriever.paths import default_index_dir
+        from retriever.store import Prefetch
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
@@ -97,44 +104,71 @@ class SkillRetriever:
         if progress is None:
             progress = sys.stderr.isatty()
 
-        # Every module the query path needs is imported here, on this thread, before the
-        # warm-up thread starts: two threads importing numpy at once (onnxruntime's import in
-        # one, FAISS's in the other) can leave numpy half-initialised and kill the process.
-        _import_native_modules(embedder)
-        # Loading the model's runtime overlaps with reading the index: both are mostly
-        # native code that releases the GIL, and this machine has more than one core.
-        warming = threading.Thread(target=embedder.warm, name="embedder-warm")
-        warming.start()
+        # The index's files are read and hashed on a thread of their own while this one
+        # imports the native modules (a quarter of a second on one core): for a large index
+        # that reading is most of the rest of opening it.
+        prefetch = None if rebuild == "always" else Prefetch(folder)
         try:
-            index, reason = cls._open_or_build(
-                folder, roots, discover(roots), embedder, rebuild, progress, corpus_fingerprint
-            )
-            from retriever.search import Searcher
+            # Every module the query path needs is imported here, on this thread, before the
+            # warm-up thread starts: two threads importing numpy at once (onnxruntime's
+            # import in one, FAISS's in the other) can leave numpy half-initialised and kill
+            # the process.
+            _import_native_modules(embedder)
+            # Loading the model's runtime overlaps with reading the index: both are mostly
+            # native code that releases the GIL, and this machine has more than one core.
+            warming = threading.Thread(target=embedder.warm, name="embedder-warm")
+            warming.start()
+            try:
+                index, reason = cls._open_or_build(
+                    folder, roots, embedder, rebuild, progress, verify, prefetch
+                )
+                from retriever.search import Searcher
 
-            searcher = Searcher(index, embedder, config or ScoringConfig())
+                searcher = Searcher(index, embedder, config or ScoringConfig())
+            finally:
+                # Joined on every path, errors included: a process that exits while this
+                # thread is inside onnxruntime aborts ("terminate called without an active
+                # exception").
+                warming.join()
         finally:
-            # Joined on every path, errors included: a process that exits while this thread
-            # is inside onnxruntime aborts ("terminate called without an active exception").
-            warming.join()
+            if prefetch is not None:
+                prefetch.join()
         return cls(searcher, index, folder, reason)
 
     @classmethod
     def _open_or_build(
-        cls, folder, roots, sources, embedder, rebuild, progress, corpus_fingerprint
+        cls, folder, roots, embedder, rebuild, progress, verify, prefetch=None
     ) -> tuple[SkillIndex, str | None]:
         """The index in ``folder``, built first when ``rebuild`` and its state call for it;
         and why it was built (``None``: it was up to date)."""
+        from retriever.load.changes import Scan, scan_corpus, unchanged
         from retriever.store import build_lock, index_status, load_index
 
-        fingerprint = corpus_fingerprint(sources)
+        scans: list[Scan] = []
 
-        def why_rebuild() -> str | None:
-            return index_status(folder, embedder.model_id, fingerprint).stale_because
+        def scanned(record: Any) -> Scan:
+            """The roots walked and fingerprinted (once per open), hashing only the files
+            whose metadata differs from ``record``'s (a manifest's record of its corpus)."""
+            if not scans:
+                scans.append(scan_corpus(roots, record, verify=verify))
+            return scans[0]
 
-        reason = "rebuild asked for" if rebuild == "always" else why_rebuild()
+        def fingerprint(manifest: dict[str, Any]) -> str:
+            # When every folder and file is as the manifest recorded them, the corpus is the
+            # one it was built from: no walk and no hashing, whatever the collection's size.
+            built_from, record = manifest.get("corpus_fingerprint"), manifest.get("corpus")
+            if not verify and isinstance(built_from, str) and unchanged(record, roots):
+                return built_from
+            return scanned(record).fingerprint
+
+        def status() -> IndexStatus:
+            return index_status(folder, embedder.model_id, fingerprint)
+
+        current = None if rebuild == "always" else status()
+        reason = "rebuild asked for" if current is None else current.stale_because
         if reason is None:
             try:
-                return load_index(folder), None
+                return load_index(folder, current, prefetch), None
             except IndexError_ as e:
                 reason = str(e)
         if rebuild == "never":
@@ -144,13 +178,14 @@ class SkillRetriever:
             )
         try:
             with build_lock(folder):
-                if rebuild != "always" and why_rebuild() is None:
+                if rebuild != "always" and (current := status()).fresh:
                     try:  # another process built it while we waited for the lock
-                        return load_index(folder), None
+                        return load_index(folder, current, prefetch), None
                     except IndexError_:
                         pass
                 log.info("building index %s (%s)", folder, reason)
-                return cls._build(folder, roots, sources, fingerprint, embedder, progress), reason
+                scan = scanned(_corpus_record(folder))
+                return cls._build(folder, roots, scan, embedder, progress), reason
         except IndexWriteError as e:
             raise StaleIndexError(
                 f"index {folder} needs a rebuild ({reason}) but cannot be rebuilt there: {e}. "
@@ -159,14 +194,14 @@ class SkillRetriever:
             ) from e
 
     @staticmethod
-    def _build(folder, roots, sources, fingerprint, embedder, progress) -> SkillIndex:
+    def _build(folder, roots, scan, embedder, progress) -> SkillIndex:
         from retriever import __version__
         from retriever.indexer import build_index
         from retriever.load.collection import load_sources
         from retriever.store import load_index, remove_leftovers, save_index
 
         remove_leftovers(folder)
-        report = load_sources(sources, tuple(str(r) for r in roots))
+        report = load_sources(scan.sources, tuple(str(r) for r in roots))
         if not report.skills:
             where = ", ".join(str(r) for r in roots)
             problems = "; ".join(str(p) for p in report.problems[:3])
@@ -179,14 +214,17 @@ class SkillRetriever:
             previous = load_index(folder)
         except IndexError_:
             previous = None
+        _announce_build(report.skills, previous, embedder.model_id)
         built = build_index(
             report,
             embedder,
-            fingerprint=fingerprint,
+            fingerprint=scan.fingerprint,
             package_version=__version__,
             progress=progress,
             previous=previous,
         )
+        # the record of the files it was built from: the next open checks their metadata
+        built = replace(built, manifest={**built.manifest, "corpus": scan.record})
         return save_index(folder, built)  # used as built: nothing is read back
 
     # -- using ------------------------------------------------------------------------------
@@ -195,8 +233,14 @@ class SkillRetriever:
         """The ``k`` best skills for ``query`` (plus any handoff targets), best first."""
         return self._searcher.search(query, k)
 
+    def handoffs_for(self, query: str, sources: Sequence[str]) -> list[Handoff]:
+        """The handoffs that the rules of ``sources`` (skill ids, at most the configured
+        ``handoff_from``) call for on ``query``, as if they led the ranking: for authors
+        checking their rules, and for measuring them."""
+        return self._searcher.handoffs_for(query, list(sources))
+
     @property
-    def skills(self) -> tuple[Skill, ...]:
+    def skills(self) -> Sequence[Skill]:
         return self._index.skills
 
     @property
@@ -215,7 +259,7 @@ class SkillRetriever:
         return self._index
 
     @property
-    def documents(self) -> tuple[Document, ...]:
+    def documents(self) -> Sequence[Document]:
         """The indexed texts, one per vector, in index order."""
         return self._index.documents
 
@@ -245,16 +289,61 @@ class SkillRetriever:
         """
         from retriever.render import render_result
 
+        listed = self._listed_skills(result)
         if max_tokens is not None:
             return render_result(
-                result,
-                self._searcher.skills,
-                budget=max_tokens,
-                measure=self._searcher.embedder.count_tokens,
+                result, listed, budget=max_tokens, measure=self._searcher.embedder.count_tokens
             )
-        return render_result(
-            result, self._searcher.skills, budget=6000 if max_chars is None else max_chars
-        )
+        return render_result(result, listed, budget=6000 if max_chars is None else max_chars)
+
+    def _listed_skills(self, result: SearchResult) -> dict[str, Skill]:
+        """The skills ``result`` lists, by id (a loaded index reads a skill when asked)."""
+        known = self._searcher.skills
+        return {hit.id: known[hit.id] for hit in result.skills if hit.id in known}
+
+
+# Texts embedded per second on one core, measured on this project's machine (252 texts/s on
+# 2 cores); good enough to tell seconds from minutes.
+_TEXTS_PER_CORE_S = 125
+
+
+def _announce_build(skills, previous, model_id: str) -> None:
+    """Say up front how big the build is: a first build of a large collection takes
+    minutes, and a user (or a CI log, where stderr is no terminal) should know why."""
+    import os
+
+    from retriever.documents import collection_documents
+
+    texts = {d.text for d in collection_documents(skills)}
+    if previous is not None and previous.manifest.get("model") == model_id:
+        texts -= {d.text for d in previous.documents}  # reused, not embedded again
+    seconds = len(texts) / (_TEXTS_PER_CORE_S * min(4, os.cpu_count() or 1))
+    if seconds < 20:
+        estimate = "a few seconds" if seconds < 10 else "under half a minute"
+    elif seconds < 90:
+        estimate = "about a minute"
+    else:
+        estimate = f"about {round(seconds / 60)} minutes"
+    log.info(
+        "%s skills, %s %s to embed: %s on %d cores%s",
+        f"{len(skills):,}",
+        f"{len(texts):,}",
+        "text" if len(texts) == 1 else "texts",
+        estimate,
+        os.cpu_count() or 1,
+        " (later builds embed only the texts that changed)" if previous is None else "",
+    )
+
+
+def _corpus_record(folder: Path) -> Any:
+    """The record of the skill files the current index in ``folder`` was built from (its
+    hashes are reused for the files whose metadata is unchanged), or ``None``."""
+    from retriever.store import read_manifest
+
+    try:
+        return (read_manifest(folder) or {}).get("corpus")
+    except IndexError_:
+        return None
 
 
 def _import_native_modules(embedder: Embedder) -> None:
@@ -268,7 +357,7 @@ def _import_native_modules(embedder: Embedder) -> None:
     embedder.import_modules()
 
 
-def unknown_skill_message(skill_id: str, known: dict[str, Skill] | Sequence[str]) -> str:
+def unknown_skill_message(skill_id: str, known: Mapping[str, Skill] | Sequence[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(skill_id, list(known), n=3)

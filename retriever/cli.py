@@ -48,7 +48,17 @@ def _positive(value: str) -> int:
     return n
 
 
-def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not '{value}'") from None
+    if not 0 < n <= 600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 600, not {value}")
+    return n
+
+
+def _common(p: argparse.ArgumentParser, *, index: bool = True, rebuild: bool = True) -> None:
     p.add_argument(
         "--skills",
         action="append",
@@ -73,10 +83,40 @@ def _common(p: argparse.ArgumentParser, *, index: bool = True) -> None:
             "transformers; default auto ($SKILL_RETRIEVER_BACKEND)",
         )
         p.add_argument(
+            "--verify",
+            action="store_true",
+            help="hash every skill file to tell whether the index is stale (default: "
+            "file metadata first, hashing only files whose size, mtime or inode changed)",
+        )
+    if index and rebuild:
+        p.add_argument(
             "--no-rebuild",
             action="store_true",
             help="fail instead of rebuilding a missing or stale index",
         )
+
+
+def _port(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not '{value}'") from None
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, not {n}")
+    return n
+
+
+def _serving_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--token",
+        help="require Authorization: Bearer TOKEN on every request (default: "
+        "$SKILL_RETRIEVER_TOKEN); needed to bind anything but loopback",
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="rebuild and swap the index in the background when skill files change",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _common(p, index=False)
 
-    p = sub.add_parser("eval", help="ranking metrics over a labelled query file")
-    p.add_argument(
+    p = sub.add_parser(
+        "eval",
+        help="ranking metrics over a labelled query file, or (--self) over the collection's "
+        "own questions",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument(
         "--queries",
-        required=True,
         metavar="FILE.jsonl",
         help='one {"id", "query", "relevant": [ids], "source"} per line',
     )
+    which.add_argument(
+        "--self",
+        dest="self_eval",
+        action="store_true",
+        help="ask every skill's validation messages, sharp edges and receives_from contexts, "
+        "each of an index without it: per-skill metrics and confusion pairs",
+    )
+    p.add_argument("--folds", type=_positive, default=5, help="--self: folds by item (default 5)")
+    p.add_argument("--html", metavar="FILE", help="--self: write a self-contained HTML page")
     p.add_argument("--json", action="store_true", help="metrics as JSON")
     p.add_argument("--run-out", metavar="FILE", help="write {query_id: [skill ids]} here")
     p.add_argument(
@@ -144,10 +197,75 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the reachability check (it needs the index and model)",
     )
+    p.add_argument(
+        "--overlap",
+        action="store_true",
+        help="near-twin skills (very close cards, shared triggers), sorted by how much they "
+        "collide in eval --self",
+    )
     _common(p)
 
-    p = sub.add_parser("mcp", help="serve search_skills and get_skill over MCP (stdio)")
+    p = sub.add_parser(
+        "mcp",
+        help="serve search_skills, get_skill and skill:// resources over MCP (stdio, or --http)",
+    )
+    p.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of stdio "
+        "(with the JSON routes of `retrieve serve`)",
+    )
+    _serving_options(p)
     _common(p)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve the index over HTTP: POST /search, GET /skills/ID, GET /health, MCP at /mcp",
+    )
+    p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_port, default=None, help="port (default 8765; 0 picks a free one)"
+    )
+    _serving_options(p)
+    _common(p)
+
+    p = sub.add_parser(
+        "hook",
+        help="an agent hook: `hook claude-code` adds the skills for each prompt "
+        "(UserPromptSubmit); --print-config shows the settings entry",
+    )
+    p.add_argument("agent", choices=("claude-code",), help="the agent whose hook this is")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the .claude/settings.json entry for these options and exit",
+    )
+    p.add_argument("-k", type=_positive, default=None, help="how many skills (default 3)")
+    p.add_argument(
+        "--max-chars",
+        type=_positive,
+        default=None,
+        help="budget of the added context in characters (default 4000)",
+    )
+    p.add_argument(
+        "--min-words",
+        type=_positive,
+        default=None,
+        help="prompts of fewer words get nothing (default 3)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=None,
+        help="give up (adding nothing) after this many seconds (default 5)",
+    )
+    _common(p, rebuild=False)
+
+    p = sub.add_parser(
+        "doctor", help="check what a search would use: roots, index, model, backend, server"
+    )
+    p.add_argument("--json", action="store_true", help="the report as JSON")
+    _common(p, rebuild=False)
 
     p = sub.add_parser(
         "tune",
@@ -165,8 +283,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="skills per batch (default 64)")
     p.add_argument("--learning-rate", type=float, default=2e-5, help="default 2e-5")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many batches")
+    p.add_argument(
+        "--texts",
+        choices=("problems", "all", "skill"),
+        default="problems",
+        help="training texts: the problems the collection describes (validation messages, "
+        "sharp edges, receives contexts; default), the triggers/whens/whys of skill, or all",
+    )
+    p.add_argument(
+        "--hard-negatives",
+        type=int,
+        default=2,
+        metavar="N",
+        help="wrong skills the current index ranks for each text, whose cards join its "
+        "softmax (default 2; 0: in-batch negatives only, no index needed)",
+    )
     p.add_argument("--json", action="store_true", help="the run's report as JSON")
     _common(p, index=False)
+    p.add_argument("--index", metavar="DIR", help="index folder for the hard negatives")
     return parser
 
 
@@ -179,6 +313,7 @@ def _open(args: argparse.Namespace, *, rebuild: str | None = None):
         model=args.model,
         backend=args.backend,
         rebuild=rebuild or ("never" if args.no_rebuild else "auto"),
+        verify=args.verify,
     )
 
 
@@ -279,6 +414,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from retriever.evaluate import METRICS, evaluate, read_queries
 
+    if args.self_eval:
+        return _cmd_eval_self(args)
+    if args.html:
+        raise UsageError("--html goes with --self")
     queries = read_queries(args.queries)  # a bad file fails before the model loads
     retriever = _open(args)
     bar = _progress_bar(len(queries), "queries", args.json)
@@ -303,18 +442,92 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_eval_self(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retriever.selfeval import self_evaluate
+
+    retriever = _open(args)
+    bar = _progress_bar(args.folds, "folds", args.json)
+    report = self_evaluate(
+        retriever.index,
+        retriever.embedder,
+        folds=args.folds,
+        progress=(lambda done, total: bar.update(1)) if bar else None,
+    )
+    if bar:
+        bar.close()
+    if args.html:
+        from retriever.report_html import render_html
+
+        roots = ", ".join(Path(r).name for r in retriever.manifest.get("roots", [])) or "skills"
+        Path(args.html).write_text(render_html(report, roots), encoding="utf-8")
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(_self_eval_text(report))
+    return 0
+
+
+def _self_eval_text(report) -> str:
+    from retriever.selfeval import METRICS
+
+    head = f"{'':<16}{'n':>6}" + "".join(f"{m:>9}" for m in METRICS)
+    lines = [
+        f"{report.questions} own questions of {report.skills} skills, each asked of an index "
+        f"without it ({report.folds} folds), {report.seconds:.0f} s",
+        head,
+        f"{'all':<16}{report.questions:>6}"
+        + "".join(f"{report.overall[m]:>9.3f}" for m in METRICS),
+    ]
+    for source, m in report.by_source.items():
+        lines.append(f"{source:<16}{int(m['n']):>6}" + "".join(f"{m[k]:>9.3f}" for k in METRICS))
+    lines += [
+        "",
+        "Skills nothing reaches (none of their questions ranks them first): "
+        + (", ".join(report.unreached) or "none"),
+    ]
+    lines.append(
+        "Skills taking the most questions of others: "
+        + (", ".join(f"{t['skill']} ({t['takes']})" for t in report.takers) or "none")
+    )
+    lines += ["", "Confusion pairs (skill -> the skill ranked first on its questions):"]
+    for p in report.pairs[:15]:
+        lines.append(
+            safe(
+                f"  {p['skill']} -> {p['taken_by']}: {p['count']} of {p['of']}, "
+                f"e.g. '{p['example'][:90]}'"
+            )
+        )
+    lines += ["", "Worst skills:", f"  {'skill':<32}{'n':>4}" + "".join(f"{m:>9}" for m in METRICS)]
+    for s in report.per_skill[:15]:
+        lines.append(
+            f"  {s.skill_id[:32]:<32}{s.questions:>4}"
+            + "".join(f"{s.metrics[m]:>9.3f}" for m in METRICS)
+        )
+    return "\n".join(lines)
+
+
 def _cmd_lint(args: argparse.Namespace) -> int:
     from retriever.lint import ERROR, lint
 
     report = _load_skills(args)
-    rank, bar = None, None
-    if not args.no_reach and report.skills:
+    rank, bar, retriever = None, None, None
+    if (not args.no_reach or args.overlap) and report.skills:
         retriever = _open(args)
+    if not args.no_reach and retriever is not None:
         rank = lambda q: retriever.search(q, k=10).skill_ids  # noqa: E731
         bar = _progress_bar(len(report.skills), "reachability", args.json)
     findings = lint(report, rank, (lambda n: bar.update(1)) if bar else None)
     if bar:
         bar.close()
+    if args.overlap and retriever is not None:
+        from retriever.overlap import overlap_findings
+        from retriever.selfeval import self_evaluate
+
+        findings += overlap_findings(
+            retriever.index, self_evaluate(retriever.index, retriever.embedder)
+        )
     errors = sum(f.severity == ERROR for f in findings)
     if args.json:
         print(
@@ -354,19 +567,134 @@ def _progress_bar(total: int, desc: str, quiet: bool):
     return tqdm(total=total, desc=desc, file=sys.stderr)
 
 
+def _require_extra(extra: str, *modules: str) -> None:
+    """A one-line error naming the extra to install when one of ``modules`` is missing."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise RetrieverError(
+                f"this command needs the {extra} extra: pip install 'skill-retriever[{extra}]'"
+            ) from e
+
+
+def _live(args: argparse.Namespace):
+    """The index opened (model loaded, warmed up), held for swapping, watched if asked."""
+    from retriever.paths import resolve_roots
+    from retriever.watch import LiveRetriever, SkillWatcher
+
+    retriever = _warm(_open(args))  # model and index load once, before the first request
+    live = LiveRetriever(retriever, resolve_roots(args.skills))
+    watcher = SkillWatcher(live).start() if args.watch else None
+    return live, watcher
+
+
 def _cmd_mcp(args: argparse.Namespace) -> int:
-    try:
-        import mcp  # noqa: F401
-    except ImportError as e:
-        raise RetrieverError(
-            "the MCP server needs the mcp extra: pip install 'skill-retriever[mcp]'"
-        ) from e
+    if args.http:
+        host, port = _host_port(args.http)
+        return _serve_http(args, host, port)
+    if args.token:
+        raise UsageError("--token goes with --http (stdio needs no token)")
+    _check_watch(args)
+    _require_extra("mcp", "mcp")
+    if args.watch:
+        _require_extra("serve", "watchfiles")
     from retriever.mcp_server import serve
 
-    retriever = _open(args)  # model and index load once, before the first request
-    retriever.search("warm up")
-    serve(retriever)
+    if not args.watch:
+        serve(_warm(_open(args)))  # as ever: one index, opened once
+        return 0
+    live, watcher = _live(args)
+    try:
+        serve(live)
+    finally:
+        if watcher is not None:
+            watcher.stop()
     return 0
+
+
+def _check_watch(args: argparse.Namespace) -> None:
+    if args.watch and args.no_rebuild:
+        raise UsageError("--watch rebuilds the index when files change: drop --no-rebuild")
+
+
+def _warm(retriever):
+    """The retriever after one query: the first real request is not the slow one."""
+    retriever.search("warm up")
+    return retriever
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` or ``PORT``."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "", value
+    try:
+        number = _port(port)
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--http {value}: {e}") from None
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from retriever.server import DEFAULT_HOST, DEFAULT_PORT
+
+    host = args.host or DEFAULT_HOST
+    return _serve_http(args, host, DEFAULT_PORT if args.port is None else args.port)
+
+
+def _serve_http(args: argparse.Namespace, host: str, port: int) -> int:
+    """`retrieve serve` and `retrieve mcp --http`: the same server."""
+    import os
+
+    _require_extra("serve", "mcp", "uvicorn", "starlette", *(["watchfiles"] if args.watch else []))
+    from retriever.server import ENV_TOKEN, bind, is_loopback, run
+
+    _check_watch(args)
+    token = args.token or os.environ.get(ENV_TOKEN) or None
+    if not is_loopback(host) and not token:
+        raise UsageError(
+            f"binding {host} (not loopback) needs a token: --token TOKEN or ${ENV_TOKEN}"
+        )
+    sock = bind(host, port)  # before the model loads: a busy port fails at once
+    try:
+        live, watcher = _live(args)
+    except BaseException:
+        sock.close()
+        raise
+
+    def ready(url: str) -> None:
+        print(
+            f"serving {len(live.current.skills)} skills at {url}: POST /search, "
+            f"GET /skills/ID, GET /health, MCP at {url}/mcp",
+            flush=True,
+        )
+
+    try:
+        run(live, sock, token=token, on_ready=ready)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return 0
+
+
+def _cmd_hook(args: argparse.Namespace) -> int:
+    from retriever.hook import run_claude_code
+
+    return run_claude_code(args)  # always 0: a hook must never block the prompt
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from retriever.doctor import diagnose, format_report
+
+    report = diagnose(args.skills, args.index, args.model, args.backend)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0 if report["usable"] else 1
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -383,10 +711,19 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
             bar.update(1)
 
+    hard = None
+    if args.hard_negatives > 0:  # the current index's ranking: the default model's
+        from retriever.api import SkillRetriever
+
+        current = SkillRetriever.open(args.skills, index_dir=args.index)
+        hard = lambda text: current.search(text, k=10).skill_ids  # noqa: E731
     result = tune(
         report.skills,
         Path(args.out),
         model=args.model,
+        texts=args.texts,
+        hard_negatives=hard,
+        negatives_per_text=args.hard_negatives,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -419,13 +756,33 @@ COMMANDS = {
     "eval": _cmd_eval,
     "lint": _cmd_lint,
     "mcp": _cmd_mcp,
+    "serve": _cmd_serve,
+    "hook": _cmd_hook,
+    "doctor": _cmd_doctor,
     "tune": _cmd_tune,
 }
 
 
+def _is_hook(argv: Sequence[str]) -> bool:
+    """Whether this command line runs ``retrieve hook`` (after any global options)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word == "hook"
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parser.parse_args(words)
+    except SystemExit:
+        # A hook's exit 2 would block the user's prompt: a bad option is said on stderr
+        # (one line, printed already) and the prompt goes on.
+        if _is_hook(words):
+            return 0
+        raise
+
     if args.version:
         from retriever import __version__
 

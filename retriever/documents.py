@@ -2,18 +2,23 @@
 
 Per skill: a card (name, description, identity summary), each trigger, one text of what it
 owns and its tags, each pattern, each anti-pattern, and (for SKILL.md skills, which have no
-patterns) each section of the Markdown body. Sharp edges and validations are not indexed.
-Code examples are left out: they are long, and match queries by accident more than by meaning.
+patterns) each section of the Markdown body. Then what a skill says about problems, in the
+words users describe them with: each validation check (its message and fix), each sharp edge
+(its summary, situation and symptoms), and the contexts in which work comes to it (its own
+``receives_from`` contexts, and the contexts of other skills' handoff rules that point to
+it). Code examples are left out: they are long, and match queries by accident more than by
+meaning.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from retriever.load.shapes import first_sentence
-from retriever.skill import Skill
+from retriever.skill import Check, HandoffRule, SharpEdge, Skill
 
 # Document kinds; ``pattern`` and ``anti_pattern`` are also returned as pattern hits.
 CARD = "card"
@@ -22,12 +27,46 @@ TOPICS = "topics"
 PATTERN = "pattern"
 ANTI_PATTERN = "anti_pattern"
 SECTION = "section"
-KINDS = (CARD, TRIGGER, TOPICS, PATTERN, ANTI_PATTERN, SECTION)
+VALIDATION = "validation"
+SHARP_EDGE = "sharp_edge"
+RECEIVES = "receives"
+HANDOFF_IN = "handoff_in"
+KINDS = (
+    CARD,
+    TRIGGER,
+    TOPICS,
+    PATTERN,
+    ANTI_PATTERN,
+    SECTION,
+    VALIDATION,
+    SHARP_EDGE,
+    RECEIVES,
+    HANDOFF_IN,
+)
+# Kinds that answer a symptom: when one matches, the result shows it and its fix.
+PROBLEM_KINDS = (VALIDATION, SHARP_EDGE)
+# The kinds a build indexes. The contexts in which work comes to a skill (receives,
+# handoff_in) are built and measured (benchmarks/kinds.py) but left out: added to the
+# validations they gained nothing on dev-A, and handoff_in cost 0.01-0.03 MRR@10 on dev-B.
+INDEXED_KINDS = (CARD, TRIGGER, TOPICS, PATTERN, ANTI_PATTERN, SECTION, VALIDATION, SHARP_EDGE)
+# Texts of the problem kinds are cut like sections: the start says what they are about.
+PROBLEM_CHARS = 700
 
 # Sections of a SKILL.md body are cut to this many characters: the model reads 256 tokens at
 # most, and the start of a section says what it is about.
 SECTION_CHARS = 700
 MAX_SECTIONS = 12
+
+# Bump when the text a kind makes of a skill changes: indexes made before are then stale.
+REVISION = 1
+
+
+def recipe() -> str:
+    """What a build makes of the skills, as its manifest records it: an index made by
+    another recipe (other kinds, other cuts) is stale, since its documents are not those this
+    code would make. Read when called: a benchmark may index other kinds."""
+    kinds = "+".join(INDEXED_KINDS)
+    return f"r{REVISION} {kinds} cut{PROBLEM_CHARS}/{SECTION_CHARS}x{MAX_SECTIONS}"
 
 
 @dataclass(frozen=True)
@@ -92,8 +131,32 @@ def _sections(body: str) -> list[tuple[str, str]]:
     return out[:MAX_SECTIONS]
 
 
-def skill_documents(skill: Skill) -> list[Document]:
-    """Every document of one skill, in a fixed order."""
+def check_text(check: Check) -> str:
+    return _join(check.message or check.name, f"Fix: {check.fix}" if check.fix else "")
+
+
+def sharp_edge_text(edge: SharpEdge) -> str:
+    symptoms = "; ".join(edge.symptoms)
+    return _join(edge.summary, edge.situation, f"Symptoms: {symptoms}" if symptoms else "")
+
+
+def incoming_rules(skills: Sequence[Skill]) -> dict[str, list[tuple[str, HandoffRule]]]:
+    """For each skill id, the handoff rules of other skills that point to it, as
+    ``(source skill id, rule)``, in skill order then rule order."""
+    out: dict[str, list[tuple[str, HandoffRule]]] = {}
+    ids = {s.id for s in skills}
+    for s in skills:
+        for rule in s.handoffs:
+            if rule.target in ids and rule.target != s.id:
+                out.setdefault(rule.target, []).append((s.id, rule))
+    return out
+
+
+def skill_documents(
+    skill: Skill, incoming: Sequence[tuple[str, HandoffRule]] = ()
+) -> list[Document]:
+    """Every document of one skill, in a fixed order. ``incoming``: the rules of other
+    skills that hand work to this one (``incoming_rules``)."""
     sid = skill.id
     docs = [Document(sid, CARD, "card", card_text(skill))]
     docs += [Document(sid, TRIGGER, f"triggers[{i}]", t, i) for i, t in enumerate(skill.triggers)]
@@ -120,8 +183,40 @@ def skill_documents(skill: Skill) -> list[Document]:
                 _join(f"{heading}:" if heading else "", text)[:SECTION_CHARS],
             )
         )
-    return [d for d in docs if d.text.strip()]
+    problem_docs = [
+        *(
+            Document(sid, VALIDATION, f"validations[{i}]", check_text(c)[:PROBLEM_CHARS], i)
+            for i, c in enumerate(skill.checks)
+        ),
+        *(
+            Document(sid, SHARP_EDGE, f"sharp_edges[{i}]", sharp_edge_text(e)[:PROBLEM_CHARS], i)
+            for i, e in enumerate(skill.sharp_edges)
+        ),
+        *(
+            Document(sid, RECEIVES, f"receives[{i}]", r.context[:PROBLEM_CHARS], i)
+            for i, r in enumerate(skill.receives)
+        ),
+        *(
+            Document(
+                sid,
+                HANDOFF_IN,
+                f"handoffs_in[{i}]",
+                (rule.context or rule.trigger)[:PROBLEM_CHARS],
+                i,
+            )
+            for i, (_, rule) in enumerate(incoming)
+        ),
+    ]
+    # the same text twice in one kind (two skills handing off in the same words) is one
+    # document: a duplicate would count twice in the skill's soft maximum
+    seen: set[tuple[str, str]] = set()
+    for d in problem_docs:
+        if (d.kind, d.text) not in seen:
+            seen.add((d.kind, d.text))
+            docs.append(d)
+    return [d for d in docs if d.text.strip() and d.kind in INDEXED_KINDS]
 
 
-def collection_documents(skills: tuple[Skill, ...] | list[Skill]) -> list[Document]:
-    return [d for s in skills for d in skill_documents(s)]
+def collection_documents(skills: Sequence[Skill]) -> list[Document]:
+    incoming = incoming_rules(skills)
+    return [d for s in skills for d in skill_documents(s, incoming.get(s.id, ()))]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -96,35 +96,69 @@ class HandoffRules:
         self.by_skill: dict[str, list[CompiledRule]] = defaultdict(list)
         for c in compile_rules(skills):
             self.by_skill[c.skill_id].append(c)
+        # keyed by whether the phrase has one word: a lone common word ('write', 'database')
+        # does not fire a rule on its own (see ``fire``)
         self._phrases = PhraseMatcher(
-            (p, (c.skill_id, c.row)) for cs in self.by_skill.values() for c in cs for p in c.phrases
+            (p, (c.skill_id, c.row, len(words(p)) == 1))
+            for cs in self.by_skill.values()
+            for c in cs
+            for p in c.phrases
         )
 
     def fire(
-        self, query: str, query_vector: np.ndarray, sources: list[str], threshold: float
+        self,
+        query: str,
+        query_vector: np.ndarray,
+        sources: list[str],
+        threshold: float,
+        target_similarity: Callable[[str], float] | None = None,
+        lone_word_threshold: float = 0.0,
     ) -> list[Fired]:
         """The rules of ``sources`` (skill ids, best first) that fire for the query; one per
         (source, target), the best scoring kept, in the order of their sources.
 
-        A keyword rule fires when one of its phrases stands in the query; a natural-language
-        rule when its vector's cosine with the query reaches ``threshold``. A skill's rule
-        to itself never fires.
+        A keyword rule fires when one of its phrases of two or more words stands in the
+        query, or one of its one-word phrases does and the query is at least
+        ``lone_word_threshold`` similar to the rule's target (``target_similarity``: the
+        target's best document cosine): a lone word such as 'write' or 'database' occurs in
+        queries about anything. A natural-language rule fires when its vector's cosine with
+        the query reaches ``threshold``. A skill's rule to itself never fires.
         """
-        keyword_rows = {
-            row: gram for (sid, row), gram in self._phrases.find(query).items() if sid in sources
-        }
+        found: dict[int, dict[bool, tuple[str, ...]]] = defaultdict(dict)
+        for (sid, row, lone), gram in self._phrases.find(query).items():
+            if sid in sources:
+                found[row][lone] = gram
         best: dict[tuple[str, str], Fired] = {}
         for sid in sources:
             for c in self.by_skill.get(sid, ()):
                 if c.rule.target == sid:
                     continue
                 if c.is_keyword:
-                    gram = keyword_rows.get(c.row)
-                    if gram is None:
+                    grams = found.get(c.row, {})
+                    fired = None
+                    if False in grams:
+                        gram = grams[False]
+                        fired = Fired(
+                            c,
+                            1.0,
+                            f"'{' '.join(gram)}' in the query matches rule '{c.rule.trigger}'",
+                        )
+                    elif True in grams:
+                        near = (
+                            target_similarity(c.rule.target)
+                            if target_similarity is not None
+                            else 1.0
+                        )
+                        if near >= lone_word_threshold:
+                            fired = Fired(
+                                c,
+                                1.0,
+                                f"'{grams[True][0]}' in the query matches rule "
+                                f"'{c.rule.trigger}', and the query is {near:.2f} similar to "
+                                f"{c.rule.target}",
+                            )
+                    if fired is None:
                         continue
-                    fired = Fired(
-                        c, 1.0, f"'{' '.join(gram)}' in the query matches rule '{c.rule.trigger}'"
-                    )
                 else:
                     score = float(self.rule_vectors[c.row] @ query_vector)
                     if score < threshold:

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retriever.documents import collection_documents, skill_documents
+from retriever.documents import collection_documents, recipe
 from retriever.embed import Embedder
 from retriever.handoffs import compile_rules
 from retriever.index import SkillIndex
 from retriever.lexical import build_lexical
-from retriever.skill import LoadReport
+from retriever.skill import LoadReport, Skill
 from retriever.vectors import VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np
 
 
-def skill_texts(skills) -> list[str]:
+def skill_texts(skills: Sequence[Skill]) -> list[str]:
     """One text per skill for BM25: all its indexed documents joined."""
-    return ["\n".join(d.text for d in skill_documents(s)) for s in skills]
+    texts: dict[str, list[str]] = {s.id: [] for s in skills}
+    for d in collection_documents(skills):
+        texts[d.skill_id].append(d.text)
+    return ["\n".join(texts[s.id]) for s in skills]
 
 
 class VectorCache:
@@ -92,6 +96,7 @@ def build_index(
         "metric": "inner_product",
         "faiss_index": index.kind,
         "corpus_fingerprint": fingerprint,
+        "documents": recipe(),
         "roots": list(report.roots),
         "counts": {
             "skills": len(report.skills),
@@ -111,4 +116,31 @@ def build_index(
         rule_vectors,
         build_lexical(skill_texts(report.skills)),
         tuple(report.problems),
+    )
+
+
+def subset_index(
+    index: SkillIndex, keep: Sequence[int], vectors: np.ndarray | None = None
+) -> SkillIndex:
+    """``index`` with only the documents of the rows ``keep`` (in order): their vectors (read
+    from the index, or given: ``vectors``, every row's) in a new vector index, and BM25
+    rebuilt over the kept text, so that a text left out is found neither way. Used to answer
+    a query with an index that does not hold it (``selfeval``) and to measure a kind of
+    document by leaving it out (benchmarks)."""
+    import numpy as np
+
+    rows = np.asarray(keep, dtype=np.int64)
+    every = index.vectors.all_vectors() if vectors is None else vectors
+    documents = tuple(index.documents[i] for i in rows.tolist())
+    texts: dict[str, list[str]] = {s.id: [] for s in index.skills}
+    for d in documents:
+        texts[d.skill_id].append(d.text)
+    return SkillIndex(
+        index.manifest,
+        VectorIndex.build(np.ascontiguousarray(every[rows])),
+        documents,
+        index.skills,
+        index.rule_vectors,
+        build_lexical(["\n".join(texts[s.id]) for s in index.skills]),
+        index.problems,
     )

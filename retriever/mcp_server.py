@@ -1,4 +1,9 @@
-"""``retrieve mcp``: the retriever as an MCP server over stdio (official ``mcp`` SDK).
+"""``retrieve mcp``: the retriever as an MCP server (official ``mcp`` SDK).
+
+Two read-only tools, ``search_skills`` (compact JSON text, and the same as structured
+content under an output schema) and ``get_skill`` (Markdown), and every skill as a resource
+``skill://ID``. Served over stdio here (``serve``); ``retriever.server`` mounts the same
+server on streamable HTTP.
 
 The model and the index are opened once, when the server starts; each tool call is then a
 query of a few milliseconds. A bad call (empty query, unknown skill id, unknown section) is
@@ -11,10 +16,15 @@ import io
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from retriever.api import SkillRetriever
 from retriever.errors import RetrieverError
+
+if TYPE_CHECKING:
+    from retriever.watch import LiveRetriever
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +32,16 @@ SEARCH_DESCRIPTION = (
     "Find the expert skills that fit a task. Call this before starting any non-trivial "
     "software, data, security, infrastructure or product task, or when stuck on a bug or "
     "symptom: describe the task or problem in plain words (e.g. 'my webhook handler processes "
-    "the same event twice'). Returns the best skills (id, name, score, why they matched), the "
-    "patterns and anti-patterns inside them that fit, and handoffs to other skills the rules "
-    "call for. Then call get_skill with an id to load that skill's full guidance."
+    "the same event twice'). Returns the known problems (gotchas, failed checks) the "
+    "description matches with their fixes, the best skills (id, name, score, why they "
+    "matched), the patterns and anti-patterns inside them that fit, and handoffs to other "
+    "skills the rules call for. Then call get_skill with an id to load that skill's full "
+    "guidance."
 )
 GET_DESCRIPTION = (
     "Load one skill's guidance as Markdown, to follow it for the current task. Use an id "
     "returned by search_skills. Optionally pass sections to load only some of: description, "
-    "identity, triggers, patterns, anti_patterns, handoffs, body."
+    "identity, triggers, patterns, anti_patterns, sharp_edges, validations, handoffs, body."
 )
 
 
@@ -80,43 +92,188 @@ def compact_result(result) -> dict[str, Any]:
             "notes": list(result.notes),
             "nearest": [s["id"] for s in skills],
         }
-    out: dict[str, Any] = {"query": result.query, "skills": skills, "handoffs": handoffs}
+    out: dict[str, Any] = {"query": result.query}
+    if result.answers:  # the known problem the query describes, and its fix, first
+        out["answers"] = [
+            {
+                "skill": a.skill_id,
+                "kind": a.kind,
+                "summary": a.summary,
+                "fix": a.fix,
+                "score": round(a.score, 3),
+            }
+            for a in result.answers
+        ]
+    out |= {"skills": skills, "handoffs": handoffs}
     if result.notes:
         out["notes"] = list(result.notes)
     return out
 
 
-def build_server(retriever: SkillRetriever):
-    """An ``MCPServer`` with the two tools bound to an opened retriever."""
+def _search_output_model() -> Any:
+    """The pydantic model of search_skills' structured output, as its ``outputSchema``.
+
+    Every object allows more fields than it lists (``additionalProperties``): results
+    grow fields, and a client validating against the schema must keep working.
+    """
+    from pydantic import BaseModel, ConfigDict, Field
+
+    class Open(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    class PatternOut(Open):
+        name: str
+        kind: str = Field(description="pattern or anti_pattern")
+        score: float
+
+    class SkillOut(Open):
+        id: str
+        name: str
+        score: float = Field(description="orders the ranking; not a probability")
+        via: str = Field(description="semantic, keyword or handoff")
+        description: str = ""
+        why: str = Field("", description="the field and text that matched best")
+        patterns: list[PatternOut] = []
+
+    class HandoffOut(Open):
+        from_: str = Field(alias="from")
+        to: str
+        reason: str = ""
+        resolved: bool = True
+
+    class SearchOutput(Open):
+        query: str
+        skills: list[SkillOut] = []
+        handoffs: list[HandoffOut] = []
+        notes: list[str] = []
+        no_match: bool = Field(False, description="nothing in the collection fits")
+        nearest: list[str] = Field(
+            [], description="with no_match: the closest skill ids, not answers"
+        )
+
+    return SearchOutput
+
+
+def _current_of(source: SkillRetriever | LiveRetriever) -> Callable[[], SkillRetriever]:
+    """The retriever to answer with, read at each call (a live one is swapped on reload)."""
+    from retriever.watch import LiveRetriever
+
+    if isinstance(source, LiveRetriever):
+        return lambda: source.current
+    return lambda: source
+
+
+def skill_uri(skill_id: str) -> str:
+    return "skill://" + quote(skill_id, safe="")
+
+
+def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
+    """An ``MCPServer`` with the two tools and the skills as resources, bound to a retriever
+    (or a ``LiveRetriever``, whose current index each call reads). ``gate``, an anyio
+    semaphore, bounds the searches run at once (the HTTP server shares one with its JSON
+    routes)."""
+    import contextlib
+    import json
+    from typing import Annotated
+
+    import anyio.to_thread
     from mcp.server.mcpserver import MCPServer
+    from mcp_types import CallToolResult, TextContent, ToolAnnotations
+    from mcp_types import Resource as ResourceInfo
 
     from retriever import __version__
     from retriever.render import render_skill
 
-    server = MCPServer(
+    current = _current_of(source)
+    read_only = ToolAnnotations(
+        read_only_hint=True,  # a search changes nothing
+        destructive_hint=False,
+        idempotent_hint=True,
+        open_world_hint=False,  # only the local collection is read
+    )
+
+    class SkillServer(MCPServer):
+        async def list_resources(self) -> list[ResourceInfo]:
+            # Listed from the index being served at the time of the call: a reload adds
+            # and removes skills, which fixed registrations could not follow.
+            return [
+                ResourceInfo(
+                    uri=skill_uri(s.id),
+                    name=s.id,
+                    title=s.name,
+                    description=s.description[:300],
+                    mime_type="text/markdown",
+                )
+                for s in current().skills
+            ]
+
+    server = SkillServer(
         name="skill-retriever",
         version=__version__,
         instructions="Look up expert skills for a task with search_skills, then load one "
-        "with get_skill.",
+        "with get_skill (or read the resource skill://ID).",
         log_level="WARNING",
     )
 
-    @server.tool(name="search_skills", description=SEARCH_DESCRIPTION)
-    def search_skills(query: str, k: int = 5) -> dict[str, Any]:
+    async def search_skills(query: str, k: int = 5):
         if not 1 <= k <= 50:
             raise _invalid(f"k must be between 1 and 50, not {k}")
+        retriever = current()
         try:
-            return compact_result(retriever.search(query, k=k))
+            async with gate if gate is not None else contextlib.nullcontext():
+                result = await anyio.to_thread.run_sync(retriever.search, query, k)
+            data = compact_result(result)
         except RetrieverError as e:
             raise _invalid(str(e)) from e
+        # The text stays the compact JSON agents read; the same dict is the structured
+        # content, checked by the SDK against the output schema.
+        text = _text(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        return CallToolResult(
+            content=[TextContent(type="text", text=text)], structured_content=data
+        )
 
-    @server.tool(name="get_skill", description=GET_DESCRIPTION)
+    # Annotations given as objects: the SDK reads them with ``eval_str``, which could not
+    # see a model defined in a function (this module postpones annotations to strings).
+    search_skills.__annotations__ = {
+        "query": str,
+        "k": int,
+        "return": Annotated[CallToolResult, _search_output_model()],
+    }
+    server.add_tool(
+        search_skills,
+        name="search_skills",
+        title="Search skills",
+        description=SEARCH_DESCRIPTION,
+        annotations=read_only,
+    )
+
+    @server.tool(
+        name="get_skill",
+        title="Load a skill",
+        description=GET_DESCRIPTION,
+        annotations=read_only,
+        structured_output=False,  # Markdown for the prompt, nothing to structure
+    )
     def get_skill(id: str, sections: list[str] | None = None) -> str:  # noqa: A002 - MCP arg
         try:
             return render_skill(
-                retriever.skill(_text(id)), [_text(s) for s in sections] if sections else None
+                current().skill(_text(id)), [_text(s) for s in sections] if sections else None
             )
         except (RetrieverError, ValueError) as e:
+            raise _invalid(str(e)) from e
+
+    @server.resource(
+        "skill://{id}",
+        name="skill",
+        title="A skill's guidance",
+        description="One skill as Markdown: description, identity, triggers, patterns, "
+        "anti-patterns, handoffs",
+        mime_type="text/markdown",
+    )
+    def read_skill(id: str) -> str:  # noqa: A002 - the URI template's variable
+        try:
+            return render_skill(current().skill(_text(unquote(id))))
+        except RetrieverError as e:
             raise _invalid(str(e)) from e
 
     return server
@@ -159,9 +316,9 @@ class _MendedLines(io.RawIOBase):
         return n
 
 
-def serve(retriever: SkillRetriever) -> None:
+def serve(source: SkillRetriever | LiveRetriever) -> None:
     """Serve over stdio until the client closes the connection."""
     sys.stdin = io.TextIOWrapper(
         io.BufferedReader(_MendedLines(sys.stdin.buffer)), encoding="utf-8", errors="replace"
     )
-    build_server(retriever).run("stdio")
+    build_server(source).run("stdio")

@@ -1,7 +1,8 @@
 """Step 7 of the flow: results as prompt-ready Markdown, within a size budget.
 
-Blocks are added whole, best skill first: a skill's header and description, then its best
-patterns and anti-patterns one by one, then the handoffs. A block that does not fit is left
+Blocks are added whole, best skill first: a skill's header and description, then the known
+problems (sharp edges, checks) the query matched with their fixes, then its best patterns and
+anti-patterns one by one, then the handoffs. A block that does not fit is left
 out, never cut in half. The budget is counted by a ``measure`` function: characters, or the
 embedding model's tokens.
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from retriever.documents import PATTERN
+from retriever.documents import PATTERN, SHARP_EDGE
 from retriever.results import SearchResult
-from retriever.skill import AntiPattern, Pattern, Skill
+from retriever.skill import AntiPattern, Check, Pattern, SharpEdge, Skill
 
 
 def _pattern_block(p: Pattern) -> str:
@@ -28,6 +29,24 @@ def _anti_block(a: AntiPattern) -> str:
         lines.append(f"  - Why: {a.why}")
     if a.instead:
         lines.append(f"  - Instead: {a.instead}")
+    return "\n".join(lines)
+
+
+def _sharp_edge_block(e: SharpEdge) -> str:
+    lines = [f"- **Known problem: {e.summary}**"]
+    if e.situation:
+        lines.append(f"  - When: {e.situation}")
+    if e.why:
+        lines.append(f"  - Why: {e.why}")
+    if e.solution:
+        lines.append(f"  - Fix: {e.solution}")
+    return "\n".join(lines)
+
+
+def _check_block(c: Check) -> str:
+    lines = [f"- **Check: {c.message or c.name}**"]
+    if c.fix:
+        lines.append(f"  - Fix: {c.fix}")
     return "\n".join(lines)
 
 
@@ -66,6 +85,12 @@ def render_result(
         header = f"## {skill.name} (`{skill.id}`)\n{skill.description}".rstrip()
         if not add(header):
             break
+        for a in hit.answers:  # what the query describes comes first
+            add(
+                _sharp_edge_block(skill.sharp_edges[a.item])
+                if a.kind == SHARP_EDGE
+                else _check_block(skill.checks[a.item])
+            )
         for ph in hit.patterns:
             block = (
                 _pattern_block(skill.patterns[ph.item])
@@ -92,6 +117,8 @@ SKILL_SECTIONS = (
     "triggers",
     "patterns",
     "anti_patterns",
+    "sharp_edges",
+    "validations",
     "handoffs",
     "body",
 )
@@ -129,6 +156,12 @@ def render_skill(skill: Skill, sections: tuple[str, ...] | list[str] | None = No
         parts.append("## Patterns\n" + "\n".join(blocks))
     if "anti_patterns" in wanted and skill.anti_patterns:
         parts.append("## Anti-patterns\n" + "\n".join(_anti_block(a) for a in skill.anti_patterns))
+    if "sharp_edges" in wanted and skill.sharp_edges:
+        parts.append(
+            "## Sharp edges\n" + "\n".join(_sharp_edge_block(e) for e in skill.sharp_edges)
+        )
+    if "validations" in wanted and skill.checks:
+        parts.append("## Checks\n" + "\n".join(_check_block(c) for c in skill.checks))
     if "handoffs" in wanted and skill.handoffs:
         parts.append(
             "## Handoffs\n"

@@ -68,6 +68,30 @@ class PatternHit:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """A known problem of a skill that the query matched: a sharp edge (a gotcha) or a
+    validation check, and what to do about it."""
+
+    skill_id: str
+    kind: str  # "sharp_edge" or "validation"
+    field: str  # "sharp_edges[i]" / "validations[i]"
+    summary: str  # the gotcha's summary, or what the check flags
+    fix: str  # the first lines of the solution or of the check's fix
+    score: float  # the cosine of its document with the query
+    item: int = 0  # i: its place in the skill's sharp edges or checks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "skill_id": self.skill_id,
+            "kind": self.kind,
+            "field": self.field,
+            "summary": self.summary,
+            "fix": self.fix,
+            "score": round(self.score, SCORE_DECIMALS),
+        }
+
+
+@dataclass(frozen=True)
 class Handoff:
     """A handoff rule of a result skill that fired for the query."""
 
@@ -101,6 +125,7 @@ class SkillHit:
     collection: str
     matches: tuple[Match, ...]
     patterns: tuple[PatternHit, ...]
+    answers: tuple[Answer, ...] = ()  # its sharp edges and checks among the matches
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +136,7 @@ class SkillHit:
             "description": self.description,
             "collection": self.collection,
             "matches": [_rounded(asdict(m)) for m in self.matches],
+            "answers": [a.to_dict() for a in self.answers],
             "patterns": [p.to_dict() for p in self.patterns],
         }
 
@@ -127,6 +153,7 @@ class SearchResult:
     no_match: bool = False  # nothing in the collection fits; ``skills`` are only the nearest
     notes: tuple[str, ...] = ()
     truncated: bool = False  # the query was longer than the model reads, or was cut
+    answers: tuple[Answer, ...] = ()  # the listed skills' matched problems, best first
 
     @property
     def skill_ids(self) -> list[str]:
@@ -136,6 +163,7 @@ class SearchResult:
         return {
             "query": self.query,
             "skills": [s.to_dict() for s in self.skills],
+            "answers": [a.to_dict() for a in self.answers],
             "patterns": [p.to_dict() for p in self.patterns],
             "handoffs": [h.to_dict() for h in self.handoffs],
             "weak": self.weak,

@@ -7,16 +7,17 @@ why each skill is there (``results``).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retriever.documents import ANTI_PATTERN, PATTERN
+from retriever.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
 from retriever.embed import Embedder
 from retriever.errors import QueryError
 from retriever.handoffs import HandoffRules
 from retriever.query import clean_query
 from retriever.rank import (
     Candidates,
+    DocHit,
     Ranked,
     RankingTables,
     ScoringConfig,
@@ -30,6 +31,7 @@ from retriever.results import (
     KEYWORD,
     NO_MATCH_NOTE,
     SEMANTIC,
+    Answer,
     Handoff,
     Match,
     PatternHit,
@@ -42,8 +44,32 @@ if TYPE_CHECKING:
     import numpy as np
 
     from retriever.index import SkillIndex
+    from retriever.skill import Skill
 
 PATTERN_KINDS = (PATTERN, ANTI_PATTERN)
+# What an answer quotes of a fix or solution: its first lines, this long at most.
+FIX_CHARS = 280
+
+
+def first_lines(text: str, limit: int = FIX_CHARS) -> str:
+    """The start of ``text`` for a result: its first two lines, cut at a sentence or word
+    near ``limit`` characters."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][:2]
+    head = " ".join(lines)
+    if len(head) <= limit:
+        return head
+    cut = head[:limit]
+    stop = max(cut.rfind(". "), cut.rfind("; "))
+    return cut[: stop + 1] if stop > limit // 2 else cut.rsplit(" ", 1)[0] + "…"
+
+
+def _spans(counts: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` of consecutive runs of ``counts`` items."""
+    spans, start = [], 0
+    for n in counts:
+        spans.append((start, start + n))
+        start += n
+    return spans
 
 
 class Searcher:
@@ -52,30 +78,64 @@ class Searcher:
     def __init__(self, index: SkillIndex, embedder: Embedder, config: ScoringConfig) -> None:
         import numpy as np
 
+        from retriever.index import SkillTable
+
         self.config = config
         self.embedder = embedder
         self.vectors = index.vectors
         self.documents = index.documents
-        self.skills = {s.id: s for s in index.skills}
+        skills = SkillTable.of(index.skills)
+        # by id; a loaded index reads a whole skill only when a result needs it
+        self.skills = skills.by_id
         self.lexical = index.lexical
-        self.tables = RankingTables(index.documents, [s.id for s in index.skills], config)
+        self.tables = RankingTables(index.documents, skills.ids, config)
+        # per skill: its pattern and anti-pattern rows, and all its rows (for the similarity
+        # of a handoff rule's target), so that a returned skill costs index lookups
+        self.pattern_rows = self._rows_by_skill(self._pattern_rows())
+        self.skill_rows = self._rows_by_skill(np.arange(len(self.documents)))
+        # the trigger matcher needs only each skill's id and triggers
+        self.triggers = Triggers(skills.keys)
+        # Handoff rules are tried only for the skills that lead a ranking, so each skill's
+        # are compiled when it first does (compiling all of a collection's, thousands, cost
+        # more than the rest of opening it). A skill's rule vectors are its rows of the
+        # index's rule matrix: skills in order, then each skill's rules (``compile_rules``).
+        self.rule_vectors = index.rule_vectors
+        self._rule_rows = dict(zip(skills.ids, _spans(skills.rule_counts), strict=True))
+        self._rules: dict[str, HandoffRules] = {}
 
-        # per skill: its pattern and anti-pattern rows, and each row's item name, so a
-        # returned skill's patterns cost an index lookup
-        self.pattern_rows: dict[str, np.ndarray] = {}
-        self.pattern_names: dict[int, str] = {}
-        rows_of: dict[str, list[int]] = defaultdict(list)
-        for row, doc in enumerate(self.documents):
-            if doc.kind in PATTERN_KINDS and doc.item is not None:
-                rows_of[doc.skill_id].append(row)
-                skill = self.skills[doc.skill_id]
-                items = skill.patterns if doc.kind == PATTERN else skill.anti_patterns
-                self.pattern_names[row] = items[doc.item].name
-        for sid, rows in rows_of.items():
-            self.pattern_rows[sid] = np.asarray(rows, dtype=np.int64)
+    def _rules_of(self, skill_id: str) -> HandoffRules:
+        """One skill's handoff rules, compiled the first time they are asked for."""
+        rules = self._rules.get(skill_id)
+        if rules is None:  # two threads may compile the same rules: equal values
+            start, end = self._rule_rows[skill_id]
+            skill = self.skills[skill_id]
+            rules = HandoffRules([skill], self.rule_vectors[start:end])
+            self._rules[skill_id] = rules
+        return rules
 
-        self.triggers = Triggers(index.skills)
-        self.rules = HandoffRules(index.skills, index.rule_vectors)
+    def _pattern_rows(self) -> np.ndarray:
+        """The rows of pattern and anti-pattern documents that name their item."""
+        import numpy as np
+
+        columns = self.tables.columns
+        codes = [i for i, kind in enumerate(columns.kinds) if kind in PATTERN_KINDS]
+        return np.flatnonzero(np.isin(columns.kind, codes) & (columns.item >= 0))
+
+    def _rows_by_skill(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """``rows`` (ascending) grouped by their document's skill, ascending in each."""
+        import numpy as np
+
+        if not len(rows):
+            return {}
+        skill = self.tables.doc_skill[rows]
+        order = np.argsort(skill, kind="stable")
+        rows, skill = rows[order], skill[order]
+        starts = np.flatnonzero(np.r_[True, skill[1:] != skill[:-1]])
+        ids = self.tables.skill_ids
+        return {
+            ids[int(skill[start])]: group
+            for start, group in zip(starts.tolist(), np.split(rows, starts[1:]), strict=True)
+        }
 
     # -- the query path ---------------------------------------------------------------------
 
@@ -94,7 +154,7 @@ class Searcher:
         keywords = self.triggers.find(query)
         ranking = rank(near, keywords, self.lexical.scores(query), self.tables, self.config, k)
         top = ranking.ranked
-        handoffs = self._handoffs(query, qv[0], top)
+        handoffs = self._handoffs(query, qv[0], top, all_scores)
 
         results = [self._skill_hit(r, qv[0], all_scores) for r in top]
         present = {r.skill_id for r in top}
@@ -120,6 +180,7 @@ class Searcher:
         # order)
         firsts = [r.patterns[0] for r in results if r.patterns]
         patterns = sorted(firsts, key=lambda p: -p.score)[: self.config.top_patterns]
+        answers = sorted((a for r in results for a in r.answers), key=lambda a: -a.score)
         return SearchResult(
             query=query,
             skills=tuple(results),
@@ -129,7 +190,17 @@ class Searcher:
             no_match=ranking.no_match,
             notes=tuple(notes),
             truncated=truncated,
+            answers=tuple(answers[: self.config.top_answers]),
         )
+
+    def handoffs_for(self, query: str, sources: list[str]) -> list[Handoff]:
+        """The handoffs the rules of ``sources`` (skill ids) call for on ``query``, as if
+        those skills were the top of the ranking."""
+        query = clean_query(query)[0]
+        qv, _ = self.embedder.encode_query(query)
+        _, all_scores = self.nearest(qv[0])
+        ranked = [Ranked(sid, 0.0, SEMANTIC, 0.0, (), ()) for sid in sources if sid in self.skills]
+        return self._handoffs(query, qv[0], ranked[: self.config.handoff_from], all_scores)
 
     def nearest(self, query_vector: np.ndarray) -> tuple[Candidates, np.ndarray | None]:
         """The query's nearest documents grouped per skill, and every document's cosine when
@@ -150,13 +221,38 @@ class Searcher:
         doc = self.documents[int(near.rows[int(near.scores.argmax())])]
         return f"{doc.skill_id} {doc.field}"
 
-    def _handoffs(self, query: str, qv: np.ndarray, top: list[Ranked]) -> list[Handoff]:
+    def _handoffs(
+        self, query: str, qv: np.ndarray, top: list[Ranked], all_scores: np.ndarray | None
+    ) -> list[Handoff]:
         """Rules of the top skills that fire; one handoff per (from, to), best rule kept.
 
         Only rules of ranked skills are tried, never rules of skills that joined through a
         handoff, so a cycle (a -> b -> a) cannot loop.
         """
         sources = [r.skill_id for r in top[: self.config.handoff_from]]
+
+        def target_similarity(skill_id: str) -> float:
+            """The target's best document cosine with the query."""
+            rows = self.skill_rows.get(skill_id)
+            if rows is None or not len(rows):
+                return 0.0
+            scores = all_scores[rows] if all_scores is not None else self.vectors.vectors(rows) @ qv
+            return float(scores.max())
+
+        # each source's rules on their own: ``fire`` keeps one per (source, target) and
+        # orders them by source, so this is the list all the sources' rules would give
+        fired = [
+            f
+            for sid in sources
+            for f in self._rules_of(sid).fire(
+                query,
+                qv,
+                [sid],
+                self.config.rule_threshold,
+                target_similarity,
+                self.config.lone_word_rule_threshold,
+            )
+        ]
         return [
             Handoff(
                 f.rule.skill_id,
@@ -166,7 +262,7 @@ class Searcher:
                 f.score,
                 resolved=f.rule.rule.target in self.skills,
             )
-            for f in self.rules.fire(query, qv, sources, self.config.rule_threshold)
+            for f in fired
         ]
 
     # -- building results -------------------------------------------------------------------
@@ -189,15 +285,16 @@ class Searcher:
         else:
             scores = self.vectors.vectors(rows) @ qv
         order = np.argsort(-scores, kind="stable")[: self.config.patterns_per_skill]
+        skill = self.skills[skill_id]
         out = []
         for i in order.tolist():
-            row = int(rows[i])
-            d = self.documents[row]
+            d = self.documents[int(rows[i])]
+            items = skill.patterns if d.kind == PATTERN else skill.anti_patterns
             out.append(
                 PatternHit(
                     skill_id,
                     d.kind,
-                    self.pattern_names[row],
+                    items[d.item or 0].name,
                     d.text,
                     float(scores[i]),
                     d.field,
@@ -222,7 +319,26 @@ class Searcher:
             skill.collection,
             tuple(matches),
             self._skill_patterns(skill.id, qv, all_scores),
+            self._answers(skill, r.hits[: self.config.matches_per_skill]),
         )
+
+    def _answers(self, skill: Skill, hits: Sequence[DocHit]) -> tuple[Answer, ...]:
+        """The skill's sharp edges and checks among the documents that matched, best first:
+        a user who describes a gotcha sees that gotcha and its fix."""
+        out = []
+        for h in sorted(hits, key=lambda h: -h.score):
+            if h.kind not in PROBLEM_KINDS or h.item is None:
+                continue
+            if h.kind == SHARP_EDGE:
+                edge = skill.sharp_edges[h.item]
+                summary, fix = edge.summary, edge.solution
+            else:
+                check = skill.checks[h.item]
+                summary, fix = check.message or check.name, check.fix
+            out.append(
+                Answer(skill.id, h.kind, h.field, summary, first_lines(fix), h.score, h.item)
+            )
+        return tuple(out)
 
     def _handoff_hit(
         self, h: Handoff, source_score: float, qv: np.ndarray, all_scores: np.ndarray | None

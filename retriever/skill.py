@@ -31,6 +31,36 @@ class AntiPattern:
 
 
 @dataclass(frozen=True)
+class Check:
+    """A validation check of a skill: what it flags in code, in words, and the fix."""
+
+    name: str
+    message: str = ""
+    fix: str = ""
+    severity: str = ""
+
+
+@dataclass(frozen=True)
+class SharpEdge:
+    """A gotcha: how it shows (summary, situation, symptoms), why, and what to do."""
+
+    summary: str
+    situation: str = ""
+    symptoms: tuple[str, ...] = ()
+    why: str = ""
+    solution: str = ""
+    severity: str = ""
+
+
+@dataclass(frozen=True)
+class Receives:
+    """A context in which another skill hands work to this one (``receives_from``)."""
+
+    context: str
+    from_skill: str = ""
+
+
+@dataclass(frozen=True)
 class HandoffRule:
     """A rule of one skill that sends part of the work to another skill.
 
@@ -61,8 +91,11 @@ class Skill:
     patterns: tuple[Pattern, ...] = ()
     anti_patterns: tuple[AntiPattern, ...] = ()
     handoffs: tuple[HandoffRule, ...] = ()
+    checks: tuple[Check, ...] = ()  # validations.yaml
+    sharp_edges: tuple[SharpEdge, ...] = ()  # sharp-edges.yaml
+    receives: tuple[Receives, ...] = ()  # collaboration.yaml receives_from
     body: str = ""  # Markdown body of a SKILL.md file
-    format: str = "spawner"  # "spawner", "spawner-flat" or "skill-md"
+    format: str = "spawner"  # a format name of retriever.load.formats
     path: str = ""  # the skill's main file
     collection: str = ""  # the root it was found under
 
@@ -80,6 +113,12 @@ class Skill:
                 "patterns": tuple(Pattern(**p) for p in data.get("patterns", ())),
                 "anti_patterns": tuple(AntiPattern(**a) for a in data.get("anti_patterns", ())),
                 "handoffs": tuple(HandoffRule(**h) for h in data.get("handoffs", ())),
+                "checks": tuple(Check(**c) for c in data.get("checks", ())),
+                "sharp_edges": tuple(
+                    SharpEdge(**{**e, "symptoms": tuple(e.get("symptoms", ()))})
+                    for e in data.get("sharp_edges", ())
+                ),
+                "receives": tuple(Receives(**r) for r in data.get("receives", ())),
             }
         )
 

@@ -8,12 +8,22 @@ Layout of an index folder::
         manifest.json     format and package version, model, dimension, metric, corpus
                           fingerprint, counts, creation time, and a sha256 of every file below
         vectors.faiss     the FAISS inner-product index of the document vectors
-        documents.jsonl   the document table: one {skill_id, kind, field, text, item} per row
-        skills.json       the normalised skills (so a query never re-parses YAML)
-        rules.npy         one vector per handoff rule, for natural-language ``when`` rules
+        documents.bin     the document table as columns (``arrays_file``): per row its
+                          skill, kind and item numbers, and its field and text (UTF-8 with
+                          end offsets)
+        skills.z          the normalised skills, each a zlib-compressed JSON object, back to
+                          back (so a query never re-parses YAML, and reads only the skills
+                          it returns; compressed, there are fewer bytes to read and hash)
+        skill_keys.json   per skill its id, triggers and number of handoff rules (what a
+                          query needs of every skill) and where it ends in skills.z
+        rules.bin         one vector per handoff rule, for natural-language ``when`` rules
+                          (the rows that are not zero: keyword rules have no vector)
         problems.json     the load report's problems
         bm25.npz, bm25.json  the BM25 index of the skills (see ``lexical``)
       .lock               held while a build writes
+
+The manifest also keeps the corpus record (``load.changes``): the stamps and hashes that
+tell, on open, whether the skill files are still those indexed.
 
 A build writes a new version folder aside and then swaps the ``current`` symlink with one
 atomic rename, so a reader sees the old index or the new one, never a mix, and a build that
@@ -31,47 +41,70 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from retriever.documents import Document
+from retriever.documents import Document, recipe
 from retriever.errors import IndexError_, IndexWriteError
-from retriever.index import SkillIndex
+from retriever.index import DocumentTable, SkillIndex, SkillTable, keys_from_json, keys_to_json
 from retriever.lexical import ARRAYS as BM25_ARRAYS
 from retriever.lexical import PARAMS as BM25_PARAMS
 from retriever.lexical import LexicalIndex
-from retriever.skill import LoadProblem, Skill
+from retriever.skill import LoadProblem
 from retriever.vectors import FILE as VECTORS
 from retriever.vectors import VectorIndex
 
+if TYPE_CHECKING:
+    import numpy as np
+
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: BM25 arrays added; 3: documents carry their item
+# 2: BM25 arrays added; 3: documents carry their item; 4: documents as columns, skills one a
+# line with their keys apart (read when asked for), the corpus record in the manifest
+FORMAT_VERSION = 4
 CURRENT = "current"
 MANIFEST = "manifest.json"
-DOCUMENTS = "documents.jsonl"
-SKILLS = "skills.json"
-RULES = "rules.npy"
+DOCUMENTS = "documents.bin"
+SKILLS = "skills.z"
+SKILL_KEYS = "skill_keys.json"
+RULES = "rules.bin"
 PROBLEMS = "problems.json"
-DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, RULES, PROBLEMS, BM25_ARRAYS, BM25_PARAMS)
+DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, SKILL_KEYS, RULES, PROBLEMS, BM25_ARRAYS, BM25_PARAMS)
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 of a file's content, as the manifest records it."""
+    """The sha256 of a file's content, as the manifest records it.
+
+    Read through one reused buffer: the FAISS file is tens of megabytes and only hashed here
+    (its library reads it), and a copy would cost the kernel a fresh page per 4 KB of it.
+    Not through a memory map: a file truncated meanwhile would kill the process (SIGBUS),
+    where a short read only makes the hash differ.
+    """
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    buffer = bytearray(1 << 20)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            h.update(view[:n])
     return h.hexdigest()
 
 
 def _write_json(path: Path, data: Any) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
 
@@ -172,11 +205,10 @@ def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
     import numpy as np
 
     index.vectors.save(tmp / VECTORS)
-    with open(tmp / DOCUMENTS, "w", encoding="utf-8") as f:
-        for d in index.documents:
-            f.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
-    _write_json(tmp / SKILLS, [s.to_dict() for s in index.skills])
-    np.save(tmp / RULES, np.asarray(index.rule_vectors, dtype=np.float32), allow_pickle=False)
+    skills = SkillTable.of(index.skills)
+    _write_documents(tmp / DOCUMENTS, index.documents, skills.ids)
+    _write_skills(tmp, skills)
+    _write_bytes(tmp / RULES, _rules_file(np.asarray(index.rule_vectors, dtype=np.float32)))
     _write_json(
         tmp / PROBLEMS,
         [
@@ -192,6 +224,100 @@ def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
     manifest = {**index.manifest, "format_version": FORMAT_VERSION, "files": files}
     _write_json(tmp / MANIFEST, manifest)
     return manifest
+
+
+def _write_documents(path: Path, documents: Sequence[Document], skill_ids: Sequence[str]) -> None:
+    import numpy as np
+
+    table = documents if isinstance(documents, DocumentTable) else None
+    if table is None or table.skill_ids != tuple(skill_ids):
+        table = DocumentTable.of(list(documents), skill_ids)
+    columns = {
+        "skill": table.skill,
+        "kind": table.kind,
+        "item": table.item,
+        "field_ends": table.field_ends,
+        "text_ends": table.text_ends,
+        "fields": np.frombuffer(table.fields, dtype=np.uint8),
+        "texts": np.frombuffer(table.texts, dtype=np.uint8),
+    }
+    _write_bytes(path, arrays_file(columns, {"kinds": list(table.kinds)}))
+
+
+# -- a file of arrays, read without copies ----------------------------------------------------
+#
+# A JSON header line ({"meta": ..., "arrays": {name: [dtype, shape, offset]}}), then each
+# array's bytes at its offset (a multiple of 8). Read, each array is a view of the file's
+# bytes: an .npz is read by copying every array out of a zip member, which for a large index
+# costs a fresh page for every 4 KB of it.
+
+_ALIGN = 8
+
+
+def arrays_file(arrays: dict[str, np.ndarray], meta: Any = None) -> bytes:
+    """``arrays`` (and ``meta``, plain JSON) as the bytes of one file."""
+    import numpy as np
+
+    layout, chunks, offset = {}, [], 0
+    for name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        layout[name] = [array.dtype.str, list(array.shape), offset]
+        chunk = array.tobytes()
+        chunks.append(chunk + b"\0" * (-len(chunk) % _ALIGN))
+        offset += len(chunks[-1])
+    header = json.dumps({"meta": meta, "arrays": layout}).encode() + b"\n"
+    header += b" " * (-len(header) % _ALIGN)
+    return header + b"".join(chunks)
+
+
+def read_arrays_file(data: bytes) -> tuple[Any, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of ``arrays_file``'s bytes; the arrays are read-only views of
+    ``data``. ``ValueError`` when the bytes are not such a file."""
+    import numpy as np
+
+    end = data.index(b"\n")
+    header = json.loads(data[:end])
+    start = end + 1 + (-(end + 1) % _ALIGN)
+    arrays = {}
+    for name, (dtype, shape, offset) in header["arrays"].items():
+        count = int(np.prod(shape, dtype=np.int64))
+        if np.dtype(dtype).hasobject:
+            raise ValueError(f"array {name} holds objects")
+        flat = np.frombuffer(data, dtype=dtype, count=count, offset=start + offset)
+        arrays[name] = flat.reshape(shape)
+    return header["meta"], arrays
+
+
+def _rules_file(vectors: np.ndarray) -> bytes:
+    """The rule vectors, less their zero rows: keyword rules are matched by their words, and
+    most rules of real collections are keyword rules."""
+    import numpy as np
+
+    rows = np.flatnonzero(np.any(vectors != 0, axis=1))
+    return arrays_file({"rows": rows, "vectors": vectors[rows]}, {"shape": list(vectors.shape)})
+
+
+def _read_rules(data: bytes) -> np.ndarray:
+    import numpy as np
+
+    meta, arrays = read_arrays_file(data)
+    vectors = np.zeros(meta["shape"], dtype=np.float32)  # untouched zero pages cost nothing
+    vectors[arrays["rows"]] = arrays["vectors"]
+    return vectors
+
+
+def _write_skills(folder: Path, skills: SkillTable) -> None:
+    """Each skill compressed on its own (``SkillTable.stored`` reads one), and apart what a
+    query needs of every one."""
+    blocks = [
+        zlib.compress(json.dumps(s.to_dict(), ensure_ascii=False).encode(), 1) for s in skills
+    ]
+    ends, end = [], 0
+    for block in blocks:
+        end += len(block)
+        ends.append(end)
+    _write_bytes(folder / SKILLS, b"".join(blocks))
+    _write_json(folder / SKILL_KEYS, {**keys_to_json(skills.keys), "ends": ends})
 
 
 def _current_version(index_dir: Path) -> str | None:
@@ -263,17 +389,25 @@ class IndexStatus:
     manifest: dict[str, Any] | None  # None: no index, or not a readable one
     stale_because: str | None  # None: up to date (files are checked when it is loaded)
     newer_writer: str | None = None  # the newer skill-retriever that wrote it, if so
+    version: str | None = None  # the version folder whose manifest was read
 
     @property
     def fresh(self) -> bool:
         return self.stale_because is None
 
 
-def index_status(index_dir: Path, model_id: str, fingerprint: str) -> IndexStatus:
+def index_status(
+    index_dir: Path, model_id: str, fingerprint: str | Callable[[dict[str, Any]], str]
+) -> IndexStatus:
     """Whether the index in ``index_dir`` was built from the corpus with ``fingerprint`` by
-    the model ``model_id``, and if not, why (in words for a person)."""
+    the model ``model_id``, and if not, why (in words for a person).
+
+    ``fingerprint`` may be a function of the manifest, called only when the model matches:
+    the manifest's record of the corpus (``load.changes``) can spare the hashing.
+    """
+    version = _current_version(index_dir)
     try:
-        manifest = read_manifest(index_dir)
+        manifest = read_manifest(index_dir, version)
     except IndexError_ as e:
         return IndexStatus(index_dir, None, str(e))
     if manifest is None:
@@ -281,24 +415,37 @@ def index_status(index_dir: Path, model_id: str, fingerprint: str) -> IndexStatu
     writer = newer_writer(manifest)
     if manifest.get("model") != model_id:
         why = f"built with model '{manifest.get('model')}', asked for '{model_id}'"
-        return IndexStatus(index_dir, manifest, why, writer)
+        return IndexStatus(index_dir, manifest, why, writer, version)
+    if manifest.get("documents") != (made := recipe()):
+        built = manifest.get("documents")
+        why = f"built from other documents ('{built}'); this version makes '{made}'"
+        return IndexStatus(index_dir, manifest, why, writer, version)
+    if callable(fingerprint):
+        fingerprint = fingerprint(manifest)
     if manifest.get("corpus_fingerprint") != fingerprint:
         return IndexStatus(
-            index_dir, manifest, "the skill files changed since it was built", writer
+            index_dir, manifest, "the skill files changed since it was built", writer, version
         )
-    return IndexStatus(index_dir, manifest, None, writer)
+    return IndexStatus(index_dir, manifest, None, writer, version)
 
 
-def load_index(index_dir: Path) -> SkillIndex:
+def load_index(
+    index_dir: Path, status: IndexStatus | None = None, prefetch: Prefetch | None = None
+) -> SkillIndex:
     """Read the current version and check it whole: file hashes, counts, dimension.
+
+    ``status``: one just made (``index_status``); its manifest is used when it is the
+    current version's, rather than read again. ``prefetch``: the files already read and
+    hashed, used when they are the current version's.
 
     If a rebuild swaps versions and removes the one being read (two rebuilds during one
     read), the read starts again on the new current version.
     """
     for _ in range(3):
         version = _current_version(index_dir)
+        known = status.manifest if status is not None and status.version == version else None
         try:
-            return _load_version(index_dir, version)
+            return _load_version(index_dir, version, known, prefetch)
         except IndexError_:
             if (
                 version is not None
@@ -310,41 +457,116 @@ def load_index(index_dir: Path) -> SkillIndex:
     raise IndexError_(f"{index_dir}: the index kept changing while being read; try again")
 
 
-def _load_version(index_dir: Path, version: str | None) -> SkillIndex:
-    import numpy as np
+class Prefetch:
+    """The current version's data files read and hashed on a thread of their own.
 
-    manifest = read_manifest(index_dir, version)
-    if manifest is None:
-        raise IndexError_(f"no index in {index_dir}; build it with `retrieve index`")
-    folder = index_dir / str(version)
+    Started before the caller imports its native libraries (a quarter of a second of one
+    core's work), so that reading and hashing the files, the larger part of opening a large
+    index, happen meanwhile. The thread runs the standard library only (see ``api``: two
+    threads must never import numpy at once), and ``_checked_data`` still compares every
+    hash with the manifest before anything is parsed.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        version = _current_version(index_dir)
+        self.folder = None if version is None else index_dir / version
+        # per file: its bytes (None for the FAISS file, which its library reads) and sha256
+        self.read: dict[str, tuple[bytes | None, str]] = {}
+        self._thread = threading.Thread(target=self._run, name="index-prefetch", daemon=True)
+        if self.folder is not None:
+            self._thread.start()
+
+    def _run(self) -> None:
+        assert self.folder is not None
+        for name in DATA_FILES:
+            try:
+                self.read[name] = _read_and_hash(self.folder / name)
+            except OSError:
+                return  # read again by the caller, which says what is wrong
+
+    def join(self) -> None:
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def of(self, folder: Path) -> dict[str, tuple[bytes | None, str]]:
+        """What was read of ``folder``: nothing when it is not the version prefetched."""
+        self.join()
+        return self.read if folder == self.folder else {}
+
+
+def _read_and_hash(path: Path) -> tuple[bytes | None, str]:
+    """A data file's bytes and sha256; the FAISS file is hashed only (its library reads it)."""
+    if path.name == VECTORS:
+        return None, file_sha256(path)
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _checked_data(
+    folder: Path, manifest: dict[str, Any], prefetch: Prefetch | None = None
+) -> dict[str, bytes]:
+    """Every data file's bytes (but the FAISS file's), each checked against its sha256 in
+    the manifest; ``IndexError_`` on any difference."""
     files = manifest.get("files") or {}
+    read = prefetch.of(folder) if prefetch is not None else {}
+    data = {}
     for name in DATA_FILES:
         path = folder / name
         expected = (files.get(name) or {}).get("sha256")
         if not path.is_file():
             raise IndexError_(f"{path}: missing from the index; rebuild the index")
-        if expected is None or file_sha256(path) != expected:
+        try:
+            content, got = read[name] if name in read else _read_and_hash(path)
+        except OSError as e:
+            raise IndexError_(f"{path}: unreadable ({e}); rebuild the index") from e
+        if expected is None or got != expected:
             raise IndexError_(
                 f"{path}: content does not match the manifest (damaged or "
                 "edited); rebuild the index"
             )
+        if content is not None:
+            data[name] = content
+    return data
+
+
+def _read_documents(data: bytes, skill_ids: Sequence[str]) -> DocumentTable:
+    meta, arrays = read_arrays_file(data)
+    columns = {k: arrays[k] for k in ("skill", "kind", "item", "field_ends", "text_ends")}
+    fields, texts = arrays["fields"].data, arrays["texts"].data
+    return DocumentTable(skill_ids, [str(k) for k in meta["kinds"]], columns, fields, texts)
+
+
+def _read_skills(keys_data: bytes, lines: bytes) -> tuple[SkillTable, list[int]]:
+    """The skill table, and where each skill's line ends."""
+    data = json.loads(keys_data)
+    ends = [int(e) for e in data["ends"]]
+    keys, rule_counts = keys_from_json(data)
+    return SkillTable.stored(keys, rule_counts, lines, ends), ends
+
+
+def _load_version(
+    index_dir: Path,
+    version: str | None,
+    manifest: dict[str, Any] | None = None,
+    prefetch: Prefetch | None = None,
+) -> SkillIndex:
+    manifest = manifest or read_manifest(index_dir, version)
+    if manifest is None:
+        raise IndexError_(f"no index in {index_dir}; build it with `retrieve index`")
+    folder = index_dir / str(version)
+    data = _checked_data(folder, manifest, prefetch)
     try:
         vectors = VectorIndex.load(folder / VECTORS)
-        with open(folder / DOCUMENTS, encoding="utf-8") as f:
-            documents = tuple(Document.from_dict(json.loads(line)) for line in f if line.strip())
-        skills = tuple(
-            Skill.from_dict(d) for d in json.loads((folder / SKILLS).read_text(encoding="utf-8"))
-        )
-        rule_vectors = np.load(folder / RULES, allow_pickle=False)
-        problems = tuple(
-            LoadProblem(**p) for p in json.loads((folder / PROBLEMS).read_text(encoding="utf-8"))
-        )
+        skills, ends = _read_skills(data[SKILL_KEYS], data[SKILLS])
+        documents = _read_documents(data[DOCUMENTS], skills.ids)
+        rule_vectors = _read_rules(data[RULES])
+        problems = tuple(LoadProblem(**p) for p in json.loads(data[PROBLEMS]))
         lexical = LexicalIndex.load(folder)
     except Exception as e:  # noqa: BLE001 - any damage is reported the same way
         raise IndexError_(f"{folder}: cannot read the index ({e}); rebuild the index") from e
 
     counts = manifest.get("counts", {})
-    n_rules = sum(len(s.handoffs) for s in skills)
+    n_rules = sum(skills.rule_counts)
     checks = [
         (
             vectors.ntotal == len(documents),
@@ -353,12 +575,18 @@ def _load_version(index_dir: Path, version: str | None) -> SkillIndex:
         (counts.get("documents") == len(documents), "document count differs from the manifest"),
         (counts.get("skills") == len(skills), "skill count differs from the manifest"),
         (
+            len(ends) == len(skills) and (ends[-1] if ends else 0) == len(data[SKILLS]),
+            "the skills are out of step with their keys",
+        ),
+        (
             vectors.dimension == manifest.get("dimension"),
             f"vector size {vectors.dimension} differs from manifest",
         ),
         (rule_vectors.shape[0] == n_rules, "handoff rule vectors out of step with the rules"),
         (lexical.num_docs == len(skills), "the BM25 index is out of step with the skills"),
     ]
+    inconsistent = documents.check()
+    checks.append((inconsistent is None, str(inconsistent)))
     for ok, what in checks:
         if not ok:
             raise IndexError_(f"{folder}: {what}; rebuild the index")

@@ -6,6 +6,7 @@ import re
 import shutil
 import textwrap
 
+from retriever.documents import SHARP_EDGE
 from retriever.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
 from retriever.skill import Skill
 
@@ -35,7 +36,15 @@ def _skill_lines(n: str, s, width: int) -> list[str]:
         _clip(f"{n} {s.id}  {s.name}  score {shown(s.score, 3)}  via {s.via}", width),
         "    " + _clip(s.description, width - 4),
     ]
+    for a in s.answers:  # the gotcha or check the query describes, and its fix, first
+        what = "gotcha" if a.kind == SHARP_EDGE else "check"
+        lines.append(_clip(f"    {what} ({shown(a.score)}): {a.summary}", width))
+        if a.fix:
+            lines.append(_clip(f"      fix: {a.fix}", width))
+    answered = {a.field for a in s.answers}
     for m in s.matches:
+        if m.field in answered:  # shown just above, with its fix
+            continue
         lines.append(_clip(f"    matched {m.field} ({m.via}, {shown(m.score)}): {m.text}", width))
     for p in s.patterns:
         label = "pattern" if p.kind == "pattern" else "anti-pattern"
@@ -50,6 +59,11 @@ def format_result(result: SearchResult) -> str:
         # the no-match note says it all; it leads, once
         lead = "NO MATCH: " if note.startswith(NO_MATCH_NOTE) else "note: "
         lines.append(safe(lead + note))
+    if result.answers:
+        best = result.answers[0]
+        lines.append(_clip(f"Known problem: {best.summary}  [{best.skill_id} {best.field}]", width))
+        if best.fix:
+            lines.append(_clip(f"  fix: {best.fix}", width))
     ranked = [s for s in result.skills if s.via != HANDOFF]
     joined = [s for s in result.skills if s.via == HANDOFF]
     if not result.skills:

@@ -1,15 +1,21 @@
 """Adapt the embedding model to a collection: fine-tune it on pairs the collection provides.
 
-Every skill already says, in several ways, what it is for: its triggers, the "when" of its
-patterns, the "why" of its anti-patterns. Each of those texts is paired with the skill's card
-(``documents.card_text``) and the model is trained to put each text nearer its own card than
-the other cards of the batch (multiple-negatives ranking loss, written out here: softmax over
-the batch's cards, scale 20, as sentence-transformers' ``MultipleNegativesRankingLoss``).
+A collection already holds questions whose answer is known: every skill's validation
+messages, the symptoms and situations of its sharp edges, and the contexts in which other
+skills hand work to it are written in the words users describe problems with. Each of those
+texts is paired with its skill's card (``documents.card_text``), and the model is trained to
+put each text nearer its own card than to the other cards of the batch and to the cards of
+the skills the current index confuses it with (multiple-negatives ranking loss, written out
+here: softmax over the candidate cards, scale 20, as sentence-transformers'
+``MultipleNegativesRankingLoss``). The triggers, pattern "when"s and anti-pattern "why"s of
+the first version can be added (``texts="all"``).
 
-Two choices make the in-batch negatives useful: a batch holds each skill at most once (two
-texts of one skill would be each other's false negatives), and a batch is cut from skills
-ordered by their folder's category, so most negatives are neighbours of the positive (the
-"hard negatives" a random batch rarely has).
+Three choices make the negatives useful: a batch holds each skill at most once (two texts of
+one skill would be each other's false negatives); a batch is cut from skills ordered by
+their folder's category, so most in-batch negatives are neighbours; and each text brings the
+cards of its hard negatives, the skills the current index ranks above or near its own
+(``hard_negatives``: a function from a text to ranked skill ids, e.g. a ``SkillRetriever``'s
+search).
 
 The result is an ordinary sentence-transformers model folder: ``retrieve index --model DIR``
 uses it (and exports it to ONNX like any other model). Training runs on the CPU.
@@ -28,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retriever.documents import card_text
+from retriever.documents import card_text, incoming_rules
 from retriever.errors import RetrieverError
 from retriever.skill import Skill
 
@@ -49,7 +55,25 @@ class TuneReport:
     epochs: float
     batch_size: int
     learning_rate: float
-    seconds: float
+    seconds: float  # training, hard-negative mining included
+    texts: str = "problems"
+    hard_negatives: int = 0  # wrong skills' cards per text (0: in-batch negatives only)
+    mining_seconds: float = 0.0
+
+
+TEXT_SETS = ("problems", "all", "skill")
+
+
+def problem_texts(skill: Skill, incoming: Sequence[str] = ()) -> list[str]:
+    """The texts of ``skill`` written as a user describes a problem: its validation
+    messages, its sharp edges' symptoms and situations, its ``receives_from`` contexts, and
+    ``incoming``: the contexts of other skills' rules that hand work to it."""
+    texts = [c.message or c.name for c in skill.checks]
+    for e in skill.sharp_edges:
+        texts += [*e.symptoms, e.situation or e.summary]
+    texts += [r.context for r in skill.receives]
+    texts += list(incoming)
+    return list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
 
 
 def training_texts(skill: Skill) -> list[str]:
@@ -59,6 +83,43 @@ def training_texts(skill: Skill) -> list[str]:
     texts += [p.when or p.description for p in skill.patterns]
     texts += [a.why or a.description for a in skill.anti_patterns]
     return list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
+
+
+def texts_of(skills: Sequence[Skill], which: str = "problems") -> dict[str, list[str]]:
+    """Training texts per skill id: ``"problems"`` (``problem_texts``), ``"skill"`` (the
+    first version's ``training_texts``) or ``"all"`` (both)."""
+    if which not in TEXT_SETS:
+        raise RetrieverError(f"unknown training texts '{which}': choose {', '.join(TEXT_SETS)}")
+    incoming = {
+        sid: [rule.context or rule.trigger for _, rule in rules]
+        for sid, rules in incoming_rules(skills).items()
+    }
+    out = {}
+    for s in skills:
+        problems = problem_texts(s, incoming.get(s.id, ())) if which != "skill" else []
+        own = training_texts(s) if which != "problems" else []
+        out[s.id] = list(dict.fromkeys(problems + own))
+    return out
+
+
+def hard_negatives_of(
+    texts: dict[str, list[str]],
+    rank: Callable[[str], list[str]],
+    per_text: int,
+    progress: Callable[[int], None] | None = None,
+) -> dict[tuple[str, str], list[str]]:
+    """For each ``(skill id, text)``, the first ``per_text`` other skills ``rank`` (a text
+    -> ranked skill ids, e.g. a retriever's search) puts for the text: the skills the
+    current index confuses it with."""
+    out: dict[tuple[str, str], list[str]] = {}
+    n = 0
+    for sid, ts in texts.items():
+        for t in ts:
+            out[sid, t] = [x for x in rank(t) if x != sid][:per_text]
+            n += 1
+            if progress:
+                progress(n)
+    return out
 
 
 def category(skill: Skill) -> str:
@@ -109,6 +170,9 @@ def tune(
     out: Path,
     *,
     model: str | None = None,
+    texts: str = "problems",
+    hard_negatives: Callable[[str], list[str]] | None = None,
+    negatives_per_text: int = 2,
     epochs: float = 1.0,
     batch_size: int = 64,
     learning_rate: float = 2e-5,
@@ -119,9 +183,12 @@ def tune(
 ) -> TuneReport:
     """Fine-tune ``model`` (default: the packaged MiniLM) on ``skills`` and save it to ``out``.
 
-    ``out`` must not exist or be empty; the model is written beside it and renamed into place,
-    so an interrupted run leaves nothing half-written. ``progress(step, steps, loss)`` is
-    called after every step.
+    ``texts``: which texts are paired with their skill's card (``texts_of``).
+    ``hard_negatives``: a text -> ranked skill ids (the current index's ranking); the first
+    ``negatives_per_text`` wrong skills' cards join each text's softmax. ``out`` must not
+    exist or be empty; the model is written beside it and renamed into place, so an
+    interrupted run leaves nothing half-written. ``progress(step, steps, loss)`` is called
+    after every step.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -134,23 +201,32 @@ def tune(
         raise RetrieverError(f"epochs must be above 0, not {epochs}")
     if max_steps is not None and max_steps < 1:
         raise RetrieverError(f"max steps must be at least 1, not {max_steps}")
-    texts = {s.id: training_texts(s) for s in skills}
+    if negatives_per_text < 0:
+        raise RetrieverError(f"negatives per text must be 0 or more, not {negatives_per_text}")
+    by_skill = texts_of(skills, texts)
     cards = {s.id: card_text(s) for s in skills}
-    pairs = sum(len(v) for v in texts.values())
-    if sum(1 for v in texts.values() if v) < MIN_BATCH:
+    pairs = sum(len(v) for v in by_skill.values())
+    if sum(1 for v in by_skill.values() if v) < MIN_BATCH:
         raise RetrieverError(
-            "too few skills with triggers, patterns or anti-patterns to "
-            f"tune on ({pairs} training texts)"
+            f"too few skills with {texts} training texts to tune on ({pairs} texts): try "
+            "--texts all"
         )
     # the batches before the model: a run that cannot train fails in a moment, not after
     # seconds of loading torch
     batches = make_batches(
-        texts, {s.id: category(s) for s in skills}, batch_size, epochs, random.Random(seed)
+        by_skill, {s.id: category(s) for s in skills}, batch_size, epochs, random.Random(seed)
     )[:max_steps]
     if not batches:
         raise RetrieverError(
             f"no training batch in {epochs} epochs of {pairs} texts: raise --epochs"
         )
+    started = time.perf_counter()
+    negatives: dict[tuple[str, str], list[str]] = {}
+    if hard_negatives is not None and negatives_per_text:
+        used = {(sid, t) for b in batches for sid, t in b}
+        wanted = {sid: [t for t in ts if (sid, t) in used] for sid, ts in by_skill.items()}
+        negatives = hard_negatives_of(wanted, hard_negatives, negatives_per_text)
+    mining_seconds = time.perf_counter() - started
 
     import torch
 
@@ -158,7 +234,7 @@ def tune(
 
     torch.manual_seed(seed)
     base = SentenceTransformerEmbedder(model)
-    st = base._get()  # noqa: SLF001 - training needs the torch model itself
+    st = base.model
     reading = st.max_seq_length
     st.max_seq_length = max_seq_length  # training texts are short; cards are cut, not lost
     steps, warmup = len(batches), max(1, len(batches) // 10)
@@ -172,12 +248,18 @@ def tune(
         features = st.tokenize(batch_texts)
         return torch.nn.functional.normalize(st(features)["sentence_embedding"], dim=1)
 
-    started = time.perf_counter()
     st.train()
     for step, batch in enumerate(batches):
+        ids = [sid for sid, _ in batch]
+        # the batch's cards, then its texts' hard negatives not already among them
+        extra = list(
+            dict.fromkeys(
+                n for sid, t in batch for n in negatives.get((sid, t), ()) if n not in ids
+            )
+        )
         anchors = embed([text for _, text in batch])
-        positives = embed([cards[sid] for sid, _ in batch])
-        logits = anchors @ positives.T * SCALE
+        candidates = embed([cards[sid] for sid in ids + extra if sid in cards])
+        logits = anchors @ candidates.T * SCALE
         loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
         optimizer.zero_grad()
         loss.backward()
@@ -199,6 +281,9 @@ def tune(
         batch_size,
         learning_rate,
         round(seconds, 1),
+        texts,
+        len(negatives) and negatives_per_text,
+        round(mining_seconds, 1),
     )
     tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:6]}"
     try:

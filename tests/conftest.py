@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 # ../shared beside the project's root; SKILL_RETRIEVER_SHARED points elsewhere.
 SHARED = Path(os.environ.get("SKILL_RETRIEVER_SHARED", REPO.parent / "shared"))
 SPAWNER = SHARED / "corpora" / "spawner-skills"
+# the same corpus less exactly the entries the dev queries were taken from
+HOLDOUT = SHARED / "corpora" / "spawner-skills-holdout"
 FLAT = SHARED / "corpora" / "spawner-flat-sample"
 AGENT_SKILLS = SHARED / "corpora" / "agent-skills"
 DEV_QUERIES = SHARED / "eval" / "dev-queries.jsonl"
@@ -100,6 +102,16 @@ def bundled(bundled_index):
 def spawner_index(tmp_path_factory):
     require_shared(SPAWNER)
     return tmp_path_factory.mktemp("spawner-index")
+
+
+@pytest.fixture(scope="session")
+def holdout(tmp_path_factory):
+    """The real model over the holdout corpus: what the dev queries are measured against
+    once validations are indexed (the full corpus holds each dev query's own text)."""
+    require_shared(HOLDOUT)
+    from retriever import SkillRetriever
+
+    return SkillRetriever.open(HOLDOUT, index_dir=tmp_path_factory.mktemp("holdout-index"))
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,24 @@ from minicollection import write_mini
 from retriever import SkillRetriever
 from retriever.errors import QueryError, UnknownSkillError
 from retriever.handoffs import rule_phrases
+from retriever.rank import ScoringConfig
 
 
 @pytest.fixture
 def mini(tmp_path, fake_embedder):
     root = write_mini(tmp_path / "skills")
     return SkillRetriever.open(root, index_dir=tmp_path / "idx", embedder=fake_embedder)
+
+
+@pytest.fixture
+def mini_any_word(tmp_path, fake_embedder):
+    """The mini collection with one-word rule phrases firing on their own, as before the
+    lone-word gate: the fake embedder's similarities are too low to pass it."""
+    root = write_mini(tmp_path / "skills")
+    config = ScoringConfig(lone_word_rule_threshold=0.0)
+    return SkillRetriever.open(
+        root, index_dir=tmp_path / "idx", embedder=fake_embedder, config=config
+    )
 
 
 @pytest.mark.parametrize(
@@ -40,8 +52,8 @@ def test_ranks_and_explains(mini):
     assert r.patterns[0].skill_id == "webhooks" and r.patterns[0].name == "Idempotent handler"
 
 
-def test_keyword_handoff_adds_its_target(mini):
-    r = mini.search("does each webhook check the hmac", k=1)
+def test_keyword_handoff_adds_its_target(mini_any_word):
+    r = mini_any_word.search("does each webhook check the hmac", k=1)
     assert r.skills[0].id == "webhooks"
     fired = {(h.from_skill, h.to_skill): h for h in r.handoffs}
     assert "'hmac'" in fired[("webhooks", "security")].reason
@@ -58,11 +70,20 @@ def test_natural_language_rule_fires_semantically(mini):
     assert "queues" in r.skill_ids
 
 
-def test_unresolved_target_is_reported_not_added(mini):
-    r = mini.search("webhook delivery status in the frontend", k=3)
+def test_unresolved_target_is_reported_not_added(mini_any_word):
+    r = mini_any_word.search("webhook delivery status in the frontend", k=3)
     h = next(h for h in r.handoffs if h.to_skill == "ui")
     assert h.resolved is False
     assert "ui" not in r.skill_ids
+
+
+def test_lone_word_does_not_fire_when_the_query_is_far_from_the_target(mini):
+    # 'hmac' is a one-word phrase of rule 'signature|hmac' -> security; the query is about
+    # webhooks and (under the fake embedder) far from the security skill's documents
+    r = mini.search("does each webhook check the hmac", k=1)
+    assert r.skills[0].id == "webhooks"
+    assert ("webhooks", "security") not in {(h.from_skill, h.to_skill) for h in r.handoffs}
+    assert "security" not in {s.id for s in r.skills if s.via == "handoff"}
 
 
 def test_handoff_cycle_does_not_loop(mini):

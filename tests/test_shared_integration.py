@@ -20,21 +20,48 @@ def test_index_covers_the_corpus(spawner):
     assert m["roots"] == [str(SPAWNER.resolve())]
 
 
-def test_dev_set_quality_floor(spawner):
-    """A floor well under what the README reports, to catch a broken ranking, not to tune."""
+def test_dev_set_quality_floor(holdout):
+    """A floor well under what the README reports, to catch a broken ranking, not to tune;
+    against the holdout corpus, which lacks each dev query's own text."""
     require_shared(DEV_QUERIES)
-    report = evaluate(read_queries(DEV_QUERIES), lambda q: spawner.search(q, k=10).skill_ids)
+    report = evaluate(read_queries(DEV_QUERIES), lambda q: holdout.search(q, k=10).skill_ids)
     assert report.metrics["n"] == 580
-    assert report.metrics["R@5"] >= 0.62
-    assert report.metrics["MRR@10"] >= 0.47
+    assert report.metrics["R@5"] >= 0.70
+    assert report.metrics["MRR@10"] >= 0.55
+    assert sum(len(s.checks) for s in holdout.skills) == 4714  # the validations are indexed
+    assert any(d.kind == "validation" for d in holdout.documents)
 
 
-def test_real_handoff_rules_fire(spawner):
+def test_the_benchmarks_refuse_to_read_the_dev_answers(tmp_path):
+    """Against the full corpus the dev queries would find their own validation messages:
+    the quality benchmark measures them against the holdout corpus and refuses the other."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    p = subprocess.run(
+        [sys.executable, "-m", "benchmarks.quality", "--skills", str(SPAWNER)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert p.returncode == 2 and "--allow-leak" in p.stderr
+
+
+def test_real_handoff_rules_fire_on_phrases_not_on_a_lone_word(spawner):
+    # caching-patterns' rule 'redis or memcached' -> infrastructure-as-code: 'redis' alone
+    # in a question about invalidation is no call for infrastructure work
     r = spawner.search("cache invalidation strategy for redis", k=5)
     assert "caching-patterns" in r.skill_ids[:3]
-    h = next(h for h in r.handoffs if h.from_skill == "caching-patterns")
-    assert h.to_skill == "infrastructure-as-code" and h.resolved
-    assert "infrastructure-as-code" in r.skill_ids
+    assert not [h for h in r.handoffs if h.to_skill == "infrastructure-as-code"]
+    # redis-specialist's rule 'Redis cluster or infrastructure': a phrase of two words fires
+    r = spawner.search("provision the redis cluster for our cache layer with terraform", k=5)
+    h = next(h for h in r.handoffs if h.from_skill == "redis-specialist")
+    assert h.to_skill == "infra-architect" and h.resolved
+    assert "'redis cluster' in the query matches rule" in h.reason
+    assert "infra-architect" in r.skill_ids
 
 
 def test_cli_search_and_eval_on_the_real_corpus(spawner, spawner_index, tmp_path):

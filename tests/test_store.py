@@ -38,11 +38,12 @@ def test_build_then_reuse(setup, fake_embedder):
     assert sorted(p.name for p in (idx / "current").iterdir()) == [
         "bm25.json",
         "bm25.npz",
-        "documents.jsonl",
+        "documents.bin",
         "manifest.json",
         "problems.json",
-        "rules.npy",
-        "skills.json",
+        "rules.bin",
+        "skill_keys.json",
+        "skills.z",
         "vectors.faiss",
     ]
 
@@ -58,10 +59,26 @@ def test_changed_corpus_is_stale(setup, fake_embedder):
     assert "kafka" in rebuilt.skill("queues").tags
 
 
-def test_unindexed_side_files_do_not_make_it_stale(setup, fake_embedder):
+@pytest.mark.parametrize(
+    "side, text",
+    [
+        ("validations.yaml", "validations: [{id: x, message: Replayed events are accepted}]\n"),
+        (
+            "sharp-edges.yaml",
+            "sharp_edges: [{summary: Retries pile up, symptoms: [queue grows]}]\n",
+        ),
+    ],
+)
+def test_editing_a_side_file_makes_it_stale_and_rebuilds_only_the_new_text(setup, side, text):
     root, idx, _ = setup
-    (root / "backend/webhooks/validations.yaml").write_text("validations: [{id: x}]\n")
-    SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
+    (root / "backend/webhooks" / side).write_text(text)
+    counting = CountingEmbedder()
+    with pytest.raises(StaleIndexError, match="the skill files changed"):
+        SkillRetriever.open(root, index_dir=idx, embedder=counting, rebuild="never")
+    r = SkillRetriever.open(root, index_dir=idx, embedder=counting)
+    assert r.rebuilt_because == "the skill files changed since it was built"
+    assert len(counting.seen) == 1  # the one new check or gotcha
+    assert any(d.kind in ("validation", "sharp_edge") for d in r.documents)
 
 
 def test_other_model_is_stale(setup):
@@ -83,12 +100,17 @@ def test_other_model_is_stale(setup):
         (lambda v: v.joinpath("manifest.json").unlink(), "manifest is missing"),
         (lambda v: v.joinpath("manifest.json").write_text("{not json"), "manifest is unreadable"),
         (
-            lambda v: v.joinpath("documents.jsonl").write_text(
-                v.joinpath("documents.jsonl").read_text().split("\n", 1)[1]
+            lambda v: v.joinpath("documents.bin").write_bytes(
+                v.joinpath("documents.bin").read_bytes()[:-10]
             ),
             "does not match the manifest",
         ),
-        (lambda v: v.joinpath("skills.json").unlink(), "missing from the index"),
+        (
+            lambda v: v.joinpath("skills.z").write_bytes(v.joinpath("skills.z").read_bytes()[1:]),
+            "does not match the manifest",
+        ),
+        (lambda v: v.joinpath("skills.z").unlink(), "missing from the index"),
+        (lambda v: v.joinpath("skill_keys.json").unlink(), "missing from the index"),
     ],
 )
 def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
@@ -102,12 +124,13 @@ def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
 
 def test_counts_out_of_step_with_a_consistent_manifest(setup, fake_embedder):
     """Even with hashes recomputed, vectors and documents must agree."""
-    from retriever.store import DOCUMENTS, MANIFEST, file_sha256
+    from retriever.store import DOCUMENTS, MANIFEST, _write_documents, file_sha256, load_index
 
     root, idx, _ = setup
     v = idx / "current"
     docs = v / DOCUMENTS
-    docs.write_text(docs.read_text().split("\n", 1)[1])
+    stored = load_index(idx)
+    _write_documents(docs, list(stored.documents)[1:], [s.id for s in stored.skills])
     m = json.loads((v / MANIFEST).read_text())
     m["files"][DOCUMENTS]["sha256"] = file_sha256(docs)
     (v / MANIFEST).write_text(json.dumps(m))

@@ -7,12 +7,12 @@ wrong type, duplicate id, handoff to a skill the collection does not have) becom
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from retriever.handoffs import long_phrases
 from retriever.keywords import MAX_PHRASE_WORDS, too_long, words
+from retriever.load.changes import digest
 from retriever.load.discover import discover
 from retriever.load.files import FileProblem
 from retriever.load.formats import BY_NAME
@@ -128,19 +128,13 @@ def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:
     return report
 
 
-def corpus_fingerprint(sources: list[SkillSource]) -> str:
+def corpus_fingerprint(
+    sources: list[SkillSource], known: dict[str, tuple[list[int], str]] | None = None
+) -> str:
     """A hash of every indexed file's path and content, and of the roots they were found in.
 
-    Sharp edges and validations are not indexed, so editing them does not make an index stale.
+    ``known``: ``{path: (stamp, sha256)}`` recorded by an earlier build (``changes``); a
+    file whose metadata stamp is the recorded one is not read again. The fingerprint is the
+    same either way: it is a hash of contents.
     """
-    h = hashlib.sha256()
-    for source in sources:
-        h.update(str(source.root).encode(errors="surrogateescape") + b"\0")
-        h.update(f"{source.path}|{source.problem}".encode(errors="surrogateescape") + b"\0")
-        for path in source.files():
-            h.update(str(path.relative_to(source.root)).encode(errors="surrogateescape") + b"\0")
-            try:
-                h.update(hashlib.sha256(path.read_bytes()).digest())
-            except OSError:
-                h.update(b"<unreadable>")
-    return h.hexdigest()
+    return digest(sources, known)[0]

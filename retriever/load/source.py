@@ -47,8 +47,8 @@ class SkillSource:
         return (self.path,) + tuple(p for r, p in self.sides if r in INDEXED_SIDES)
 
 
-# Side files whose content the index holds (the others are not read).
-INDEXED_SIDES = (COLLABORATION,)
+# Side files whose content the index holds: editing any of them makes an index stale.
+INDEXED_SIDES = SIDE_ROLES
 
 
 def display_path(path: Path | str) -> str:
@@ -64,6 +64,10 @@ def kind_of_file(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
+    return _kind_of_mode(mode)
+
+
+def _kind_of_mode(mode: int) -> str:
     if stat.S_ISREG(mode):
         return ""
     for test, what in (
@@ -84,6 +88,25 @@ def _outside(path: Path, root: Path) -> Path | None:
     return None if real.is_relative_to(root) else real
 
 
+def _look(path: Path, root: Path) -> tuple[str, Path | None]:
+    """What ``path`` is (``kind_of_file``'s answer) and, for a link, where it leads when
+    that is outside ``root``.
+
+    One ``lstat`` for a path that is not a link: discovery walks from the resolved root and
+    never enters a linked folder, so every folder above ``path`` is a real one inside the
+    root and only a path that is itself a link can lead out. Links alone are resolved (a
+    realpath costs a call per path component).
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})", None
+    if not stat.S_ISLNK(mode):
+        return _kind_of_mode(mode), None
+    kind = kind_of_file(path)
+    return kind, None if kind else _outside(path, root)
+
+
 def checked(source: SkillSource) -> SkillSource:
     """``source`` with a ``problem`` when its main file must not be read, and without the
     side files that must not be (each noted, except links out of the root)."""
@@ -96,11 +119,10 @@ def checked(source: SkillSource) -> SkillSource:
                 "file or folder"
             ),
         )
-    kind = kind_of_file(source.path)
+    kind, target = _look(source.path, source.root)
     if kind:
         # reading a FIFO would wait forever for a writer; a device could be endless
         return replace(source, sides=(), problem=f"is {kind}, not a regular file; not read")
-    target = _outside(source.path, source.root)
     if target is not None:
         return replace(
             source,
@@ -114,8 +136,10 @@ def checked(source: SkillSource) -> SkillSource:
     for role, side in source.sides:  # the skill itself is still fine without them
         if display_path(side) != str(side):
             notes.append((display_path(side), "the path is not valid UTF-8; not read"))
-        elif kind := kind_of_file(side):
+            continue
+        kind, target = _look(side, source.root)
+        if kind:
             notes.append((str(side), f"is {kind}, not a regular file; not read"))
-        elif not _outside(side, source.root):
+        elif target is None:
             sides.append((role, side))
     return replace(source, sides=tuple(sides), notes=tuple(notes))

@@ -14,6 +14,7 @@ handoffs keyed ``trigger``/``when``/``situation``/``condition``, ``to``/``skill`
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,23 @@ from retriever.load.shapes import (
     strings_of,
     text_of,
 )
-from retriever.load.source import COLLABORATION, SIDE_ROLES, SkillSource
-from retriever.skill import AntiPattern, HandoffRule, LoadProblem, Pattern, Skill
+from retriever.load.source import (
+    COLLABORATION,
+    SHARP_EDGES,
+    SIDE_ROLES,
+    VALIDATIONS,
+    SkillSource,
+)
+from retriever.skill import (
+    AntiPattern,
+    Check,
+    HandoffRule,
+    LoadProblem,
+    Pattern,
+    Receives,
+    SharpEdge,
+    Skill,
+)
 
 SPAWNER = "spawner"
 SPAWNER_FLAT = "spawner-flat"
@@ -245,7 +261,7 @@ class SpawnerFolderFormat(SkillFormat):
             return [], False
         sides = tuple(
             (role, folder / f"{role}.yaml")
-            for role in (COLLABORATION,)
+            for role in SIDE_ROLES
             if (folder / f"{role}.yaml").exists()
         )
         return [SkillSource(self.name, folder / SPAWNER_FILE, root, folder.name, sides)], True
@@ -266,7 +282,7 @@ class SpawnerFlatFormat(SkillFormat):
             if suffix not in YAML_SUFFIXES or _is_side_file(stem) or name.startswith("."):
                 continue
             sides = []
-            for role in (COLLABORATION,):
+            for role in SIDE_ROLES:
                 found = next(
                     (
                         folder / f"{stem}-{role}{s}"
@@ -284,16 +300,23 @@ class SpawnerFlatFormat(SkillFormat):
         return _parse(self.name, source, problems)
 
 
+def _side(source: SkillSource, role: str, problems: list[LoadProblem]) -> dict[str, Any] | None:
+    """A side file's map, or ``None`` (absent, or broken: reported, the skill still loads)."""
+    side = source.side(role)
+    if side is None:
+        return None
+    try:
+        return load_map(side, problems)
+    except FileProblem as e:
+        problems.append(LoadProblem(str(side), str(e)))
+        return None
+
+
 def _parse(fmt: str, source: SkillSource, problems: list[LoadProblem]) -> Skill:
     data = load_map(source.path, problems)
-    collaboration = None
+    collaboration = _side(source, COLLABORATION, problems)
     side = source.side(COLLABORATION)
-    if side is not None:
-        try:
-            collaboration = load_map(side, problems)
-        except FileProblem as e:  # the skill itself is still usable
-            problems.append(LoadProblem(str(side), str(e)))
-    return skill_from_spawner(
+    skill = skill_from_spawner(
         data,
         collaboration,
         skill_id=choose_id(data, source, problems),
@@ -303,3 +326,74 @@ def _parse(fmt: str, source: SkillSource, problems: list[LoadProblem]) -> Skill:
         file_name=source.path.name,
         collaboration_name=side.name if side else "",
     )
+    return replace(
+        skill,
+        checks=checks_of(_side(source, VALIDATIONS, problems)),
+        sharp_edges=sharp_edges_of(_side(source, SHARP_EDGES, problems)),
+        receives=receives_of(collaboration),
+    )
+
+
+# Validation checks: what a check says it flags, and its fix, under the keys real files use.
+CHECK_NAME = ("name", "title")
+CHECK_MESSAGE = ("message", "description", "check", "suggestion")
+CHECK_FIX = ("fix_action", "fix", "fix_hint", "fix_suggestion", "suggestion")
+EDGE_SUMMARY = ("summary", "title", "name")
+EDGE_SITUATION = ("situation", "context", "when")
+EDGE_SOLUTION = ("solution", "fix", "mitigation", "instead", "what_to_do")
+# How other skills hand work to this one (``receives_from`` and its cousins).
+RECEIVES_KEYS = ("receives_from", "receives_context_from", "accept_from_others")
+RECEIVES_CONTEXT = ("context", "when", "description")
+
+
+def checks_of(data: dict[str, Any] | None) -> tuple[Check, ...]:
+    """The checks of a ``validations.yaml`` (``validations:`` as a list or a map by name)."""
+    out = []
+    for hint, item in named_items((data or {}).get("validations")):
+        if not isinstance(item, dict):
+            continue
+        name = first_text(item, *CHECK_NAME) or humanize(str(item.get("id") or hint))
+        message = first_text(item, *CHECK_MESSAGE)
+        fix = first_text(item, *CHECK_FIX)
+        if fix == message:
+            fix = ""
+        if name or message:
+            out.append(
+                Check(name=name, message=message, fix=fix, severity=text_of(item.get("severity")))
+            )
+    return tuple(out)
+
+
+def sharp_edges_of(data: dict[str, Any] | None) -> tuple[SharpEdge, ...]:
+    """The gotchas of a ``sharp-edges.yaml`` (``sharp_edges:`` as a list or a map)."""
+    out = []
+    for hint, item in named_items((data or {}).get("sharp_edges")):
+        if not isinstance(item, dict):
+            continue
+        summary = first_text(item, *EDGE_SUMMARY) or humanize(str(item.get("id") or hint))
+        if not summary:
+            continue
+        out.append(
+            SharpEdge(
+                summary=summary,
+                situation=first_text(item, *EDGE_SITUATION),
+                symptoms=strings_of(item.get("symptoms")),
+                why=first_text(item, "why", "cause"),
+                solution=first_text(item, *EDGE_SOLUTION),
+                severity=text_of(item.get("severity")),
+            )
+        )
+    return tuple(out)
+
+
+def receives_of(collaboration: dict[str, Any] | None) -> tuple[Receives, ...]:
+    """The contexts in which other skills hand work to this one."""
+    out = []
+    for key in RECEIVES_KEYS:
+        for _, item in named_items((collaboration or {}).get(key)):
+            if not isinstance(item, dict):
+                continue
+            context = first_text(item, *RECEIVES_CONTEXT)
+            if context:
+                out.append(Receives(context=context, from_skill=text_of(item.get("skill"))))
+    return tuple(dict.fromkeys(out))

@@ -1,0 +1,85 @@
+"""Sharp edges: do users who describe a gotcha get the skill that documents it, and the
+gotcha itself?
+
+Run from the repository root::
+
+    python -m benchmarks.gotchas
+
+The shared corpus has no ``sharp-edges.yaml``; the bundled collection (``skills/``) does.
+``queries/gotchas.jsonl`` holds 53 symptoms written from the bundled skills' sharp edges in a
+user's words (no summary copied). Each is searched twice through the library's own
+``Searcher``: over the bundled index as built (sharp edges indexed), and over the same index
+with the sharp-edge documents left out (``indexer.subset_index``: their vectors dropped,
+BM25 rebuilt over the kept text). Printed: R@1 / R@5 / MRR@10 both ways, and how often the
+first answer of the result (``SearchResult.answers``) is a sharp edge of the gold skill.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as ``python benchmarks/gotchas.py``
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import HELD_OUT, REPO, RESULTS  # noqa: E402
+
+
+def measure(skills: Path, queries_file: Path, index_dir: Path) -> dict:
+    from retriever import SkillRetriever
+    from retriever.documents import SHARP_EDGE
+    from retriever.evaluate import mean_metrics, query_metrics, read_queries
+    from retriever.indexer import subset_index
+    from retriever.rank import ScoringConfig
+    from retriever.search import Searcher
+
+    full = SkillRetriever.open(skills, index_dir=index_dir)
+    index = full.index
+    keep = [i for i, d in enumerate(index.documents) if d.kind != SHARP_EDGE]
+    without = Searcher(subset_index(index, keep), full.embedder, ScoringConfig())
+    queries = read_queries(queries_file)
+    out = {}
+    systems = (("without sharp edges", without.search), ("with sharp edges", full.search))
+    for name, search in systems:
+        per, gotcha_first = [], 0
+        for q in queries:
+            result = search(q.query, k=10)
+            per.append(query_metrics(result.skill_ids, q.relevant))
+            first = result.answers[0] if result.answers else None
+            if first and first.kind == SHARP_EDGE and first.skill_id in q.relevant:
+                gotcha_first += 1
+        m = mean_metrics(per)
+        out[name] = {
+            "n": int(m["n"]),
+            "R@1": m["R@1"],
+            "R@5": m["R@5"],
+            "MRR@10": m["MRR@10"],
+            "gold gotcha first": gotcha_first / len(queries),
+        }
+    return {"skills": str(skills), "queries": str(queries_file), "documents": len(index.documents),
+            "sharp_edge_documents": len(index.documents) - len(keep), "results": out}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--skills", type=Path, default=REPO / "skills")
+    p.add_argument("--queries", type=Path, default=HELD_OUT / "gotchas.jsonl")
+    p.add_argument("--index", type=Path, default=RESULTS / "index-bundled")
+    p.add_argument("--json-out", type=Path, default=RESULTS / "gotchas.json")
+    args = p.parse_args(argv)
+    report = measure(args.skills, args.queries, args.index)
+    print(f"{report['queries']}: {report['sharp_edge_documents']} of {report['documents']} "
+          "documents are sharp edges")  # fmt: skip
+    print(f"{'':<22} {'n':>4} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}  gold gotcha first")
+    for name, m in report["results"].items():
+        print(f"{name:<22} {m['n']:>4} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['MRR@10']:>7.3f}  "
+              f"{m['gold gotcha first']:.1%}")  # fmt: skip
+    args.json_out.parent.mkdir(parents=True, exist_ok=True)
+    args.json_out.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
