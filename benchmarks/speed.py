@@ -41,7 +41,9 @@ HEAVY = ("torch", "sentence_transformers", "faiss", "transformers")
 # -- measuring ------------------------------------------------------------------------------
 
 
-def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+def run_process(
+    cmd: list[str], env: dict | None = None, stdin: bytes | None = None
+) -> tuple[float, int]:
     """Wall time of a fresh process, and its peak resident memory in KB.
 
     Linux counts a child's peak from the fork, so the figure is only meaningful while this
@@ -49,8 +51,15 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     """
     start = time.perf_counter()
     p = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
+    if stdin is not None and p.stdin:
+        p.stdin.write(stdin)
+        p.stdin.close()
     _, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - start
     p.returncode = os.waitstatus_to_exitcode(status)
@@ -60,11 +69,13 @@ def run_process(cmd: list[str], env: dict | None = None) -> tuple[float, int]:
     return elapsed, usage.ru_maxrss
 
 
-def time_process(cmd: list[str], runs: int, env: dict | None = None) -> dict[str, float]:
-    run_process(cmd, env)  # warm the page cache; not counted
+def time_process(
+    cmd: list[str], runs: int, env: dict | None = None, stdin: bytes | None = None
+) -> dict[str, float]:
+    run_process(cmd, env, stdin)  # warm the page cache; not counted
     times, rss = [], []
     for _ in range(runs):
-        t, m = run_process(cmd, env)
+        t, m = run_process(cmd, env, stdin)
         times.append(t)
         rss.append(m)
     return {**stats(times), "peak_rss_mb": max(rss) / 1024}
@@ -130,6 +141,45 @@ def bench_startup(corpus: Path, index: Path, runs: int) -> dict:
             "    pass"
         ),
     }
+
+
+HOOK_EVENT = {
+    "session_id": "speed",
+    "transcript_path": "/tmp/speed.jsonl",
+    "cwd": str(REPO),
+    "permission_mode": "default",
+    "hook_event_name": "UserPromptSubmit",
+    "prompt": QUERY,
+}
+
+
+def bench_hook(corpus: Path, index: Path, runs: int) -> dict:
+    """`retrieve hook claude-code` per prompt: searching in-process, then asking a running
+    `retrieve serve` of the same index."""
+    from retriever.server import find_server
+
+    event = json.dumps(HOOK_EVENT).encode()
+    hook = retrieve_cmd("hook", "claude-code", "--skills", str(corpus), "--index", str(index))
+    check = subprocess.run(hook, input=event, capture_output=True, check=True)
+    if b"additionalContext" not in check.stdout:
+        raise SystemExit(f"the hook added nothing: {check.stderr.decode()}")
+    out: dict = {"in_process_s": None, "via_server_s": None}
+    if find_server(index) is None:  # else an outside server would answer both
+        out["in_process_s"] = time_process(hook, runs, stdin=event)
+    server = subprocess.Popen(
+        retrieve_cmd("serve", "--port", "0", "--skills", str(corpus), "--index", str(index)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        if not line.startswith("serving "):
+            raise SystemExit(f"retrieve serve did not start: {line!r}")
+        out["via_server_s"] = time_process(hook, runs, stdin=event)
+    finally:
+        server.terminate()
+        server.wait(30)
+    return out
 
 
 def bench_queries(corpus: Path, index: Path) -> dict:
@@ -364,6 +414,10 @@ def print_report(r: dict) -> None:
     row("retrieve search via the console script", s["cli_search_console_script_s"])
     row("retrieve --help", s["cli_help_s"])
     row("python -c 'import retriever'", s["import_retriever_s"])
+    h = r.get("hook")
+    if h:
+        row("retrieve hook claude-code, searching in-process", h["in_process_s"])
+        row("retrieve hook claude-code, asking a running serve", h["via_server_s"])
     print(
         f"  fast search / import sentence_transformers: "
         f"{s['cli_search_fast_over_st_import']:.3f}x;  sentence-transformers search / fast "
@@ -474,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
                 index = work / "full"
                 save()
             report["startup"] = bench_startup(args.skills, index, args.runs)
+            save()
+            report["hook"] = bench_hook(args.skills, index, args.runs)
             save()
             report["queries"] = bench_queries(args.skills, index)
             save()

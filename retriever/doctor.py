@@ -1,0 +1,172 @@
+"""``retrieve doctor``: what a search would use, and whether anything needs doing first.
+
+Read-only and quick: it reads the skill files and the index manifest, never the model or
+the vectors. ``usable`` is false (exit 1) when the index is missing, stale or damaged: a
+search would build it first, and ``--no-rebuild`` users (or the hook) would get nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from retriever.terminal import safe
+
+
+def diagnose(
+    skills: list[str] | None,
+    index: str | None,
+    model: str | None,
+    backend: str | None,
+) -> dict[str, Any]:
+    """The report ``retrieve doctor --json`` prints. User errors (a missing root, an
+    unknown model) raise ``RetrieverError`` as everywhere else."""
+    from retriever import __version__
+    from retriever.embed import make_embedder
+    from retriever.load import load_collection
+    from retriever.load.changes import fingerprint_now
+    from retriever.paths import USER_SKILL_ROOTS, default_index_dir, resolve_roots
+    from retriever.store import index_status
+
+    roots = resolve_roots(skills)
+    embedder = make_embedder(model, backend)  # resolves the model; loads nothing
+    folder = Path(index).expanduser() if index else default_index_dir(roots, embedder.model_id)
+    report = load_collection(roots)
+    status = index_status(folder, embedder.model_id, lambda m: fingerprint_now(m, roots))
+    manifest = status.manifest or {}
+    todo = []
+    if not status.fresh:
+        todo.append(f"build the index ({status.stale_because}): {_index_command(skills, index)}")
+    return {
+        "version": __version__,
+        "roots": [str(r) for r in roots],
+        "default_roots": None
+        if skills
+        else [{"path": p, "exists": Path(p).expanduser().is_dir()} for p in USER_SKILL_ROOTS],
+        "skills": len(report.skills),
+        "problems": len(report.problems),
+        "skipped_files": sum(p.skipped for p in report.problems),
+        "index": {
+            "folder": str(folder),
+            "exists": folder.is_dir(),
+            "version": _current_version(folder),
+            "created_at": manifest.get("created_at"),
+            "skills": (manifest.get("counts") or {}).get("skills"),
+            "documents": (manifest.get("counts") or {}).get("documents"),
+            "written_by": manifest.get("package_version"),
+        },
+        "stale": not status.fresh,
+        "stale_because": status.stale_because,
+        "newer_writer": status.newer_writer,
+        "model": embedder.model_id,
+        "backend": _backend(embedder),
+        "server": _server(folder),
+        "usable": status.fresh,
+        "todo": todo,
+    }
+
+
+def _current_version(folder: Path) -> str | None:
+    link = folder / "current"
+    try:
+        return Path(link.readlink()).name if link.is_symlink() else None
+    except OSError:
+        return None
+
+
+def _index_command(skills: list[str] | None, index: str | None) -> str:
+    import shlex
+
+    words = ["retrieve", "index"]
+    for root in skills or []:
+        words += ["--skills", root]
+    if index:
+        words += ["--index", index]
+    return shlex.join(words)
+
+
+def _backend(embedder) -> dict[str, Any]:
+    """Which runtime a query would use, and where the ONNX export is (or will be)."""
+    from retriever.embed import SentenceTransformerEmbedder
+    from retriever.onnx_backend import OnnxEmbedder
+
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        return {"runtime": "sentence-transformers", "onnx_export": None, "export_present": False}
+    folder = getattr(embedder, "folder", None) or getattr(embedder, "_folder", None)
+    return {
+        "runtime": "onnx",
+        "onnx_export": str(folder) if folder else None,
+        "export_present": isinstance(embedder, OnnxEmbedder),
+    }
+
+
+def _server(folder: Path) -> dict[str, Any] | None:
+    """The ``retrieve serve`` of this index, if one runs, and whether it answers."""
+    import urllib.request
+
+    from retriever.server import find_server
+
+    server = find_server(folder)
+    if server is None:
+        return None
+    out: dict[str, Any] = {"url": server.url, "pid": server.pid, "answering": False}
+    request = urllib.request.Request(f"{server.url}/health")
+    if server.token:
+        request.add_header("Authorization", f"Bearer {server.token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            health = json.loads(response.read())
+        out.update(
+            answering=True,
+            skills=health.get("skills"),
+            index_version=(health.get("index") or {}).get("version"),
+            stale=health.get("stale"),
+        )
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """The report for a person: one fact a line, then what to do."""
+    lines = [f"skill-retriever {r['version']}"]
+    lines.append("skills roots: " + ", ".join(r["roots"]))
+    for d in r["default_roots"] or []:
+        if not d["exists"]:
+            lines.append(f"  default root {d['path']}: not found")
+    if r["default_roots"] is not None and not any(d["exists"] for d in r["default_roots"]):
+        lines.append("  (neither default root exists: the bundled collection is used)")
+    problems = f"{r['problems']} load problems"
+    if r["skipped_files"]:
+        problems += f", {r['skipped_files']} skill files left out (`retrieve index` lists why)"
+    lines.append(f"skills: {r['skills']} found, {problems}")
+    ix = r["index"]
+    if ix["version"]:
+        built = f"version {ix['version']}, built {ix['created_at']}, {ix['skills']} skills"
+    else:
+        built = "no index yet" if not ix["exists"] else "no usable index"
+    lines.append(f"index: {ix['folder']} ({built})")
+    state = f"needs building ({r['stale_because']})" if r["stale"] else "up to date"
+    lines.append(f"index state: {state}")
+    if r["newer_writer"]:
+        lines.append(f"  written by skill-retriever {r['newer_writer']}, newer than this one")
+    lines.append(f"model: {r['model']}")
+    b = r["backend"]
+    if b["runtime"] == "onnx":
+        where = "present" if b["export_present"] else "not made yet (made on first use, once)"
+        lines.append(f"backend: onnx; export {where}: {b['onnx_export']}")
+    else:
+        lines.append("backend: sentence-transformers (torch)")
+    s = r["server"]
+    if s is None:
+        lines.append("server: no `retrieve serve` running for this index")
+    elif s["answering"]:
+        lines.append(
+            f"server: running at {s['url']} (pid {s['pid']}), {s['skills']} skills, "
+            f"index version {s['index_version']}" + (", stale" if s.get("stale") else "")
+        )
+    else:
+        lines.append(f"server: pid {s['pid']} announced {s['url']} but does not answer")
+    lines += [f"to do: {t}" for t in r["todo"]] or ["ready: searches use this index as it is"]
+    return "\n".join(safe(line) for line in lines)

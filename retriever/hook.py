@@ -1,0 +1,348 @@
+"""``retrieve hook claude-code``: the skills for each prompt, as a Claude Code hook.
+
+Claude Code runs the command on every ``UserPromptSubmit`` with the event as JSON on stdin
+(``session_id``, ``transcript_path``, ``cwd``, ``hook_event_name``, ``prompt``). On exit 0 it
+adds ``hookSpecificOutput.additionalContext`` from stdout to the model's context; exit 2
+would block the prompt. So this command always exits 0: an error of any kind prints
+nothing on stdout and one line on stderr; a slash command, a prompt of a few words, or a
+prompt nothing in the collection fits prints nothing at all.
+
+It is paid on every prompt, so it is quick and bounded: when a ``retrieve serve`` runs for
+the same index it asks that server (a few milliseconds, and this process never loads the
+model); otherwise it searches in-process on the existing index, never building one. Past
+``--timeout`` seconds it gives up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import shutil
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+EVENT = "UserPromptSubmit"
+DEFAULT_K = 3
+# Claude Code passes up to 10,000 characters of a hook's output whole (more goes to a file);
+# the top skills' headers and best patterns fit well within this.
+DEFAULT_MAX_CHARS = 4000
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_MIN_WORDS = 3
+MAX_EVENT_BYTES = 8 << 20
+MAX_PROMPT_CHARS = 20_000  # the search reads 2,000 words at most anyway
+SERVER_TIMEOUT_S = 1.5  # then the in-process search, which takes about a second
+PREAMBLE = (
+    "# Skills that fit this prompt\n"
+    "Found by skill-retriever in your skill collection; follow what applies, ignore the rest."
+)
+
+
+class HookError(Exception):
+    """A reason to add nothing, said on stderr in one line."""
+
+
+def run_claude_code(args: Any) -> int:
+    """The hook command; returns 0 whatever happens (``args`` from ``retrieve hook``)."""
+    logging.disable(logging.CRITICAL)  # stderr carries one line at most: ours
+    warnings.simplefilter("ignore")
+    output = _Output(args.timeout or DEFAULT_TIMEOUT_S)
+    try:
+        if args.print_config:
+            output.finish(json.dumps(settings_entry(args), indent=2) + "\n")
+            return 0
+        output.start_clock()
+        prompt = prompt_of(read_event(sys.stdin.buffer))
+        if prompt is None or not worth_searching(prompt, args.min_words or DEFAULT_MIN_WORDS):
+            output.finish(None)
+            return 0
+        context = find_context(prompt, args, output.deadline)
+        output.finish(_hook_json(context) if context else None)
+    except BaseException as e:  # noqa: BLE001 - nothing may break the user's prompt
+        output.fail(_one_line(e))
+    return 0
+
+
+# -- the event --------------------------------------------------------------------------------
+
+
+def read_event(stream) -> dict[str, Any]:
+    data = stream.read(MAX_EVENT_BYTES + 1)
+    if len(data) > MAX_EVENT_BYTES:
+        raise HookError(f"the hook input is over {MAX_EVENT_BYTES} bytes")
+    try:
+        event = json.loads(data.decode("utf-8", "replace"))
+    except ValueError as e:
+        raise HookError(f"the hook input is not JSON ({e})") from e
+    if not isinstance(event, dict):
+        raise HookError("the hook input is not a JSON object")
+    return event
+
+
+def prompt_of(event: dict[str, Any]) -> str | None:
+    """The prompt to search for; ``None`` for another event (the hook was registered under
+    the wrong one: nothing to add)."""
+    name = event.get("hook_event_name", EVENT)
+    if name != EVENT:
+        return None
+    prompt = event.get("prompt")
+    if not isinstance(prompt, str):
+        raise HookError('the hook input has no "prompt" string')
+    return prompt
+
+
+def worth_searching(prompt: str, min_words: int) -> bool:
+    """Not a slash command (``/clear``, ``/review``: Claude Code's own), and long enough to
+    say what the task is."""
+    text = prompt.strip()
+    return bool(text) and not text.startswith("/") and len(text.split()) >= min_words
+
+
+# -- the context ------------------------------------------------------------------------------
+
+
+def find_context(prompt: str, args: Any, deadline: float) -> str:
+    """The Markdown to add for ``prompt`` ("" when nothing fits): from a running server of
+    the same index when there is one, else searched here."""
+    from retriever.server import find_server
+
+    query = prompt.strip()[:MAX_PROMPT_CHARS]
+    k = args.k or DEFAULT_K
+    budget = (args.max_chars or DEFAULT_MAX_CHARS) - len(PREAMBLE) - 2
+    if budget < 200:
+        raise HookError(f"--max-chars must leave room for a skill (at least {len(PREAMBLE) + 202})")
+    server = find_server(index_folder(args))
+    if server is not None:
+        wait = min(SERVER_TIMEOUT_S, max(0.1, (deadline - time.monotonic()) / 2))
+        try:
+            return _with_preamble(*ask_server(server, query, k, budget, wait))
+        except (OSError, ValueError, KeyError, TypeError, HookError):
+            pass  # a server going down, restarting, or another version: search here
+    return _with_preamble(*search_here(query, args, k, budget))
+
+
+def index_folder(args: Any) -> Path:
+    """The index folder ``SkillRetriever.open`` would use for these options, worked out
+    without loading anything (so the path to a running server stays cheap)."""
+    from retriever.embed import resolve_model
+    from retriever.paths import default_index_dir, resolve_roots
+
+    if args.index:
+        return Path(args.index).expanduser().resolve()
+    model_id, _ = resolve_model(args.model)
+    return default_index_dir(resolve_roots(args.skills), model_id).resolve()
+
+
+def ask_server(server, query: str, k: int, budget: int, timeout: float) -> tuple[str, str]:
+    """``(query as searched, Markdown)`` from the server's ``POST /search``."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"query": query, "k": k, "max_chars": budget}).encode()
+    headers = {"Content-Type": "application/json"}
+    if server.token:
+        headers["Authorization"] = f"Bearer {server.token}"
+    request = urllib.request.Request(f"{server.url}/search", body, headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        if e.code == 400:  # the query itself (say, only symbols): nothing to add
+            return query, ""
+        raise HookError(f"the server answered {e.code}") from e
+    if result.get("no_match"):
+        return result["query"], ""
+    return result["query"], result["markdown"]
+
+
+def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
+    """``(query as searched, Markdown)`` from the index on disk, which must be there and up
+    to date: building one takes minutes, far too long for a prompt."""
+    from retriever.api import SkillRetriever
+    from retriever.embed import SentenceTransformerEmbedder, make_embedder
+    from retriever.errors import IndexError_, QueryError
+    from retriever.onnx_backend import OnnxEmbedder
+
+    embedder = make_embedder(args.model, args.backend)
+    if not isinstance(embedder, (OnnxEmbedder, SentenceTransformerEmbedder)):
+        # the ONNX export is made on first use and takes longer than any prompt should
+        # wait: cut short each time, it would be started again on every prompt
+        raise HookError(
+            "the model's fast ONNX export is not made yet; make it once with: "
+            f"{shlex.join([*_retrieve_command(), 'search', *_passed_options(args), 'test'])}"
+        )
+    try:
+        retriever = SkillRetriever.open(
+            args.skills,
+            index_dir=args.index,
+            rebuild="never",
+            embedder=embedder,
+            progress=False,
+        )
+    except IndexError_ as e:
+        reason = str(e).split(". Build it with", 1)[0]  # our own advice instead
+        raise HookError(f"{reason}; build it with: {build_command(args)}") from e
+    try:
+        result = retriever.search(query, k=k)
+    except QueryError:
+        return query, ""
+    if result.no_match:
+        return result.query, ""
+    return result.query, retriever.render_markdown(result, max_chars=budget)
+
+
+def _with_preamble(query: str, markdown: str) -> str:
+    """Our heading instead of the rendering's, which repeats the whole prompt."""
+    echo = f"# Skills for: {query}"
+    if markdown.startswith(echo):
+        markdown = markdown[len(echo) :].lstrip("\n")
+    return f"{PREAMBLE}\n\n{markdown}" if markdown.strip() else ""
+
+
+def _hook_json(context: str) -> str:
+    output = {"hookSpecificOutput": {"hookEventName": EVENT, "additionalContext": context}}
+    # ASCII JSON (escapes for the rest) with lone surrogates replaced: always decodable
+    return json.dumps(output, ensure_ascii=True).encode("utf-8", "replace").decode() + "\n"
+
+
+# -- the configuration ------------------------------------------------------------------------
+
+
+def _passed_options(args: Any) -> list[str]:
+    """The options given on this command line, paths made absolute (the hook runs in each
+    project's folder)."""
+    out: list[str] = []
+    for root in args.skills or []:
+        out += ["--skills", str(Path(root).expanduser().resolve())]
+    if args.index:
+        out += ["--index", str(Path(args.index).expanduser().resolve())]
+    if args.model:
+        model = Path(args.model).expanduser()
+        out += ["--model", str(model.resolve()) if model.exists() else args.model]
+    if args.backend:
+        out += ["--backend", args.backend]
+    return out
+
+
+def _retrieve_command() -> list[str]:
+    """How to run this ``retrieve``: its name when that is what PATH finds, else its path,
+    else ``python -m retriever.cli`` (a source checkout)."""
+    script = Path(sys.argv[0])
+    if script.name == "retrieve":
+        found = shutil.which("retrieve")
+        if found and Path(found).resolve() == script.resolve():
+            return ["retrieve"]
+        return [str(script.resolve())]
+    return [sys.executable, "-m", "retriever.cli"]
+
+
+def build_command(args: Any) -> str:
+    return shlex.join([*_retrieve_command(), "index", *_passed_options(args)])
+
+
+def settings_entry(args: Any) -> dict[str, Any]:
+    """The ``.claude/settings.json`` entry that runs this hook with these options."""
+    options = _passed_options(args)
+    if args.k:
+        options += ["-k", str(args.k)]
+    if args.max_chars:
+        options += ["--max-chars", str(args.max_chars)]
+    if args.min_words:
+        options += ["--min-words", str(args.min_words)]
+    if args.timeout:
+        options += ["--timeout", f"{args.timeout:g}"]
+    command = shlex.join([*_retrieve_command(), "hook", "claude-code", *options])
+    timeout = int((args.timeout or DEFAULT_TIMEOUT_S) + 5)  # ours runs out first
+    return {
+        "hooks": {EVENT: [{"hooks": [{"type": "command", "command": command, "timeout": timeout}]}]}
+    }
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(e, SystemExit):
+        return f"exited ({e.code})"
+    from retriever.errors import RetrieverError
+
+    text = str(e) or type(e).__name__
+    if not isinstance(e, (HookError, RetrieverError)):
+        text = f"{type(e).__name__}: {text}"
+    return " ".join(text.split())
+
+
+class _Output:
+    """Writes stdout once, and gives up at the deadline: whichever comes first wins.
+
+    The deadline is kept by a thread that ends the process with ``os._exit(0)``: a search
+    can be stuck in native code (onnxruntime, a slow disk) where no Python exception
+    reaches it.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self._lock = threading.Lock()
+        self._done = False
+
+    def start_clock(self) -> None:
+        threading.Thread(target=self._expire, name="hook-deadline", daemon=True).start()
+
+    def _expire(self) -> None:
+        time.sleep(max(0.0, self.deadline - time.monotonic()))
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            _stderr_line(f"gave up after {self.timeout:g} s (--timeout); nothing added")
+            _exit_now()
+
+    def finish(self, text: str | None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            if text:
+                try:
+                    sys.stdout.write(text)
+                    sys.stdout.flush()
+                except BrokenPipeError:
+                    _silence_stdout()
+
+    def fail(self, message: str) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            _stderr_line(message)
+
+
+def _stderr_line(message: str) -> None:
+    try:
+        sys.stderr.write(f"retrieve hook: {message}\n".encode("utf-8", "replace").decode())
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null: the interpreter's final flush would
+    otherwise print a traceback-like warning."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _exit_now() -> NoReturn:
+    sys.stderr.flush()
+    os._exit(0)
