@@ -156,7 +156,10 @@ class Searcher:
         top = ranking.ranked
         handoffs = self._handoffs(query, qv[0], top, all_scores)
 
-        results = [self._skill_hit(r, qv[0], all_scores) for r in top]
+        # a result that is no match answers nothing: its skills are the nearest, and a gotcha
+        # of theirs is no answer to a question about something else
+        answering = not ranking.no_match
+        results = [self._skill_hit(r, qv[0], all_scores, answering) for r in top]
         present = {r.skill_id for r in top}
         scores = {r.skill_id: r.score for r in top}
         for h in handoffs:
@@ -303,7 +306,9 @@ class Searcher:
             )
         return tuple(out)
 
-    def _skill_hit(self, r: Ranked, qv: np.ndarray, all_scores: np.ndarray | None) -> SkillHit:
+    def _skill_hit(
+        self, r: Ranked, qv: np.ndarray, all_scores: np.ndarray | None, answering: bool = True
+    ) -> SkillHit:
         skill = self.skills[r.skill_id]
         matches = [
             Match(h.field, h.kind, h.text, h.score, SEMANTIC)
@@ -319,7 +324,7 @@ class Searcher:
             skill.collection,
             tuple(matches),
             self._skill_patterns(skill.id, qv, all_scores),
-            self._answers(skill, r.hits[: self.config.matches_per_skill]),
+            self._answers(skill, r.hits[: self.config.matches_per_skill]) if answering else (),
         )
 
     def _answers(self, skill: Skill, hits: Sequence[DocHit]) -> tuple[Answer, ...]:

@@ -192,6 +192,15 @@ def test_a_check_answers_too_and_get_skill_renders_the_new_sections(bundled):
     assert "## Sharp edges" in md and "## Checks" in md and "- Fix:" in md
 
 
+def test_no_match_answers_nothing(bundled):
+    """The listed skills of a no-match result are the nearest, not answers: none of their
+    gotchas or checks is offered as the answer to a question about something else."""
+    r = bundled.search("how do I bake sourdough bread with a crisp crust", k=5)
+    assert r.no_match and r.skills
+    assert r.answers == () and all(s.answers == () for s in r.skills)
+    assert r.to_dict()["answers"] == []
+
+
 def test_cli_json_carries_the_answers(bundled_index):
     p = retrieve(
         "search",
