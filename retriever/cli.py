@@ -337,15 +337,30 @@ def _load_skills(args: argparse.Namespace, *, require: bool = False):
 
 
 def _say_skipped(retriever) -> None:
-    """One line on stderr when some skill files could not be loaded (so are not searched)."""
+    """One line on stderr when some skill files could not be loaded (so are not searched):
+    skipped skills, and side files whose gotchas, checks or handoffs are left out."""
+    log = logging.getLogger("retriever.cli")
     skipped = sum(p.skipped for p in retriever.problems)
     if skipped:
         files = "file" if skipped == 1 else "files"
-        logging.getLogger("retriever.cli").warning(
+        log.warning(
             "%d skill %s could not be loaded and %s left out; `retrieve index` lists why",
             skipped,
             files,
             "is" if skipped == 1 else "are",
+        )
+    dropped = [p for p in retriever.problems if p.dropped]
+    if dropped:
+        more = (
+            f" (and {len(dropped) - 1} more; `retrieve index` lists them)"
+            if len(dropped) > 1
+            else ""
+        )
+        log.warning(
+            "%s could not be read, so its skill is searched without it: %s%s",
+            dropped[0].path,
+            dropped[0].reason,
+            more,
         )
 
 
@@ -419,6 +434,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.html:
         raise UsageError("--html goes with --self")
     queries = read_queries(args.queries)  # a bad file fails before the model loads
+    if args.run_out:
+        _check_writable(args.run_out)
     retriever = _open(args)
     bar = _progress_bar(len(queries), "queries", args.json)
     report = evaluate(
@@ -429,8 +446,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if bar:
         bar.close()
     if args.run_out:
-        with open(args.run_out, "w", encoding="utf-8") as f:
-            json.dump(report.run, f, indent=1)
+        _write_file(args.run_out, json.dumps(report.run, indent=1))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -442,11 +458,45 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(path: str) -> None:
+    """``UsageError`` unless ``path`` names a file that can be written (its folder exists,
+    and it is not a folder itself)."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise UsageError(f"{path} is a folder: give a file name")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {folder}")
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"cannot write {path}: permission denied")
+
+
+def _write_file(path: str, text: str) -> None:
+    """Write ``text`` to ``path``; a failure is one error line (``UsageError``), not a
+    traceback."""
+    from pathlib import Path
+
+    _check_writable(path)
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror or e}") from e
+
+
 def _cmd_eval_self(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from retriever.selfeval import self_evaluate
 
+    if args.folds < 2:
+        raise UsageError(
+            f"--folds must be at least 2 (one to ask, one to leave out), not {args.folds}"
+        )
+    if args.html:
+        _check_writable(args.html)  # before the work, not after it
     retriever = _open(args)
     bar = _progress_bar(args.folds, "folds", args.json)
     report = self_evaluate(
@@ -461,7 +511,7 @@ def _cmd_eval_self(args: argparse.Namespace) -> int:
         from retriever.report_html import render_html
 
         roots = ", ".join(Path(r).name for r in retriever.manifest.get("roots", [])) or "skills"
-        Path(args.html).write_text(render_html(report, roots), encoding="utf-8")
+        _write_file(args.html, render_html(report, roots))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -473,6 +523,12 @@ def _self_eval_text(report) -> str:
     from retriever.selfeval import METRICS
 
     head = f"{'':<16}{'n':>6}" + "".join(f"{m:>9}" for m in METRICS)
+    if not report.questions:
+        return (
+            f"no questions to ask: none of the {report.skills} skills has validation checks, "
+            "sharp edges or receives_from contexts (spawner side files), which are what "
+            "`eval --self` asks; `retrieve eval --queries FILE` takes queries you write"
+        )
     lines = [
         f"{report.questions} own questions of {report.skills} skills, each asked of an index "
         f"without it ({report.folds} folds), {report.seconds:.0f} s",

@@ -36,7 +36,10 @@ def diagnose(
     status = index_status(folder, embedder.model_id, lambda m: fingerprint_now(m, roots))
     manifest = status.manifest or {}
     todo = []
-    if not status.fresh:
+    if not report.skills:  # an index of nothing cannot be built: say what is wrong instead
+        where = ", ".join(str(r) for r in roots)
+        todo.append(f"no skills found under {where}: point --skills at a folder of skills")
+    elif not status.fresh:
         todo.append(f"build the index ({status.stale_because}): {_index_command(skills, index)}")
     return {
         "version": __version__,

@@ -246,8 +246,13 @@ def build_command(args: Any) -> str:
 
 
 def settings_entry(args: Any) -> dict[str, Any]:
-    """The ``.claude/settings.json`` entry that runs this hook with these options."""
+    """The ``.claude/settings.json`` entry that runs this hook with these options.
+
+    The index folder is always named: the default one depends on the environment
+    (``$SKILL_RETRIEVER_HOME``, a source checkout), which Claude Code's may not share."""
     options = _passed_options(args)
+    if not args.index:
+        options += ["--index", str(index_folder(args))]
     if args.k:
         options += ["-k", str(args.k)]
     if args.max_chars:

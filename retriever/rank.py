@@ -80,6 +80,11 @@ class ScoringConfig:
     patterns_per_skill: int = 3
     top_patterns: int = 5
     top_answers: int = 3  # matched sharp edges and checks listed first, across skills
+    # A matched sharp edge or check is an answer only when it is among the query's this
+    # many nearest documents of the whole collection: on the bundled gotchas the right
+    # gotcha ranked 1-8 there, the misleading answers (a lower skill's gotcha at cosine
+    # 0.16) 40th and beyond.
+    answer_rank: int = 10
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -94,6 +99,7 @@ class ScoringConfig:
             "patterns_per_skill",
             "top_patterns",
             "top_answers",
+            "answer_rank",
         )
         for name in positive:
             if not getattr(self, name) > 0:

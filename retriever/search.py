@@ -63,6 +63,16 @@ def first_lines(text: str, limit: int = FIX_CHARS) -> str:
     return cut[: stop + 1] if stop > limit // 2 else cut.rsplit(" ", 1)[0] + "…"
 
 
+def answer_floor(scores: np.ndarray, rank: int) -> float:
+    """The cosine of the ``rank``-th nearest document (``scores``: the nearest documents'
+    cosines, at least the ``rank`` best among them): an answer must reach it."""
+    import numpy as np
+
+    if len(scores) <= rank:
+        return float(scores.min()) if len(scores) else 0.0
+    return float(np.partition(scores, -rank)[-rank])
+
+
 def _spans(counts: Sequence[int]) -> list[tuple[int, int]]:
     """``(start, end)`` of consecutive runs of ``counts`` items."""
     spans, start = [], 0
@@ -158,7 +168,8 @@ class Searcher:
 
         # a result that is no match answers nothing: its skills are the nearest, and a gotcha
         # of theirs is no answer to a question about something else
-        answering = not ranking.no_match
+        floor = answer_floor(near.scores, self.config.answer_rank)
+        answering = None if ranking.no_match else floor
         results = [self._skill_hit(r, qv[0], all_scores, answering) for r in top]
         present = {r.skill_id for r in top}
         scores = {r.skill_id: r.score for r in top}
@@ -307,8 +318,14 @@ class Searcher:
         return tuple(out)
 
     def _skill_hit(
-        self, r: Ranked, qv: np.ndarray, all_scores: np.ndarray | None, answering: bool = True
+        self,
+        r: Ranked,
+        qv: np.ndarray,
+        all_scores: np.ndarray | None,
+        answering: float | None = 0.0,
     ) -> SkillHit:
+        """``answering``: the cosine a sharp edge or check needs to be an answer (``None``:
+        no answers)."""
         skill = self.skills[r.skill_id]
         matches = [
             Match(h.field, h.kind, h.text, h.score, SEMANTIC)
@@ -324,15 +341,18 @@ class Searcher:
             skill.collection,
             tuple(matches),
             self._skill_patterns(skill.id, qv, all_scores),
-            self._answers(skill, r.hits[: self.config.matches_per_skill]) if answering else (),
+            ()
+            if answering is None
+            else self._answers(skill, r.hits[: self.config.matches_per_skill], answering),
         )
 
-    def _answers(self, skill: Skill, hits: Sequence[DocHit]) -> tuple[Answer, ...]:
-        """The skill's sharp edges and checks among the documents that matched, best first:
-        a user who describes a gotcha sees that gotcha and its fix."""
+    def _answers(self, skill: Skill, hits: Sequence[DocHit], floor: float) -> tuple[Answer, ...]:
+        """The skill's sharp edges and checks among the documents that matched, best first,
+        at least ``floor`` similar: a user who describes a gotcha sees that gotcha and its
+        fix."""
         out = []
         for h in sorted(hits, key=lambda h: -h.score):
-            if h.kind not in PROBLEM_KINDS or h.item is None:
+            if h.kind not in PROBLEM_KINDS or h.item is None or h.score < floor:
                 continue
             if h.kind == SHARP_EDGE:
                 edge = skill.sharp_edges[h.item]

@@ -203,6 +203,14 @@ async def _send_json(send, status: int, data: Any, headers: dict[str, str] | Non
     await send({"type": "http.response.body", "body": body})
 
 
+def _token_matches(authorization: bytes, token: bytes) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` as a Bearer credential. The
+    scheme is case-insensitive (RFC 7235: ``bearer``, ``BEARER``); the token is compared in
+    constant time."""
+    scheme, _, credential = authorization.strip().partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(credential.strip(), token)
+
+
 class GuardMiddleware:
     """Pure ASGI (streaming responses pass through untouched): the Host/Origin check of
     loopback binds, the bearer token, then the body size limit, in that order, so that
@@ -210,7 +218,7 @@ class GuardMiddleware:
 
     def __init__(self, app, *, token: str | None, loopback: bool, max_body: int) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = token.encode() if token else None
         self.loopback = loopback
         self.max_body = max_body
 
@@ -222,7 +230,7 @@ class GuardMiddleware:
         if self.loopback and not _local_request(headers):
             await _send_json(send, 421, {"error": "Host or Origin is not this local server"})
             return
-        if self.expected is not None and not hmac.compare_digest(
+        if self.expected is not None and not _token_matches(
             headers.get(b"authorization", b""), self.expected
         ):
             await _send_json(
@@ -287,6 +295,8 @@ def parse_search(body: bytes) -> tuple[str, int, int | None]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(400, f"the body is not JSON ({e})") from e
+    except RecursionError as e:  # '[' * 1000: a few KB nested past the parser's stack
+        raise BadRequest(400, "the body is not JSON we read: nested too deeply") from e
     if not isinstance(data, dict):
         raise BadRequest(400, 'the body must be a JSON object: {"query": "...", "k": 5}')
     query = data.get("query")

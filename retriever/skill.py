@@ -131,6 +131,9 @@ class LoadProblem:
     reason: str
     skill_id: str = ""
     skipped: bool = False  # the skill was not loaded (else it loaded, maybe with a change)
+    # a side file (sharp-edges.yaml, validations.yaml, collaboration.yaml) that could not be
+    # read: the skill loaded without what it holds
+    dropped: bool = False
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"

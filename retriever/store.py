@@ -212,7 +212,13 @@ def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
     _write_json(
         tmp / PROBLEMS,
         [
-            {"path": p.path, "reason": p.reason, "skill_id": p.skill_id, "skipped": p.skipped}
+            {
+                "path": p.path,
+                "reason": p.reason,
+                "skill_id": p.skill_id,
+                "skipped": p.skipped,
+                "dropped": p.dropped,
+            }
             for p in index.problems
         ],
     )

@@ -61,7 +61,9 @@ def format_result(result: SearchResult) -> str:
         lines.append(safe(lead + note))
     if result.answers:
         best = result.answers[0]
-        lines.append(_clip(f"Known problem: {best.summary}  [{best.skill_id} {best.field}]", width))
+        # where it comes from before the summary: a long summary is cut, the source is not
+        what = "Known problem" if best.kind == SHARP_EDGE else "Check"
+        lines.append(_clip(f"{what} ({best.skill_id} {best.field}): {best.summary}", width))
         if best.fix:
             lines.append(_clip(f"  fix: {best.fix}", width))
     ranked = [s for s in result.skills if s.via != HANDOFF]

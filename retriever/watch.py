@@ -93,7 +93,7 @@ class LiveRetriever:
     def _reload(self) -> tuple[str, str]:
         from retriever.api import SkillRetriever
         from retriever.load import corpus_fingerprint, discover, load_sources
-        from retriever.load.changes import known_hashes
+        from retriever.load.changes import indexed_paths, known_hashes
 
         missing = [str(r) for r in self.roots if not r.is_dir()]
         if missing:
@@ -105,12 +105,14 @@ class LiveRetriever:
         if corpus_fingerprint(sources, known) == old.manifest.get("corpus_fingerprint"):
             return "unchanged", "no indexed file changed"
         # A file that loaded before and does not now is a broken edit (a YAML typo saved
-        # half-way): rebuilding would drop that skill from the index, so keep the old one.
+        # half-way): rebuilding would drop that skill, or its sharp edges or checks, from the
+        # index, so keep the old one. A file the last build did not index, or that had a
+        # problem then already, holds nothing: a broken new skill is reported, not waited on.
         report = load_sources(sources, tuple(str(r) for r in self.roots))
-        broken = _skipped(report.problems) - _skipped(old.problems)
+        before = indexed_paths(old.manifest.get("corpus")) - {p.path for p in old.problems}
+        broken = [p for p in _unloaded(report) if p.path in before]
         if broken:
-            problem = next(p for p in report.problems if p.skipped and p.path in broken)
-            return "held", f"{problem.path} does not load ({problem.reason})"
+            return "held", f"{broken[0].path} does not load ({broken[0].reason})"
         new = SkillRetriever.open(
             list(self.roots),
             index_dir=old.index_dir,
@@ -171,8 +173,10 @@ class LiveRetriever:
         }
 
 
-def _skipped(problems) -> set[str]:
-    return {p.path for p in problems if p.skipped}
+def _unloaded(report) -> list:
+    """The problems of files whose content was dropped: a skill that was skipped, or a side
+    file (sharp-edges.yaml, validations.yaml, ...) that did not parse."""
+    return [p for p in report.problems if p.skipped or p.dropped]
 
 
 class SkillWatcher:

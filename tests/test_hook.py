@@ -169,6 +169,7 @@ def test_a_dead_or_silent_server_falls_back_to_searching_here(index_args, bundle
 
 
 def test_print_config_gives_the_settings_entry(tmp_path):
+    home = tmp_path / "home"  # the environment Claude Code runs the hook in may not have it
     p = subprocess.run(
         [sys.executable, "-m", "retriever.cli", "hook", "claude-code", "--print-config",
          "--skills", str(BUNDLED), "--max-chars", "3000"],
@@ -176,15 +177,16 @@ def test_print_config_gives_the_settings_entry(tmp_path):
         text=True,
         timeout=60,
         cwd=tmp_path,
+        env={**os.environ, "SKILL_RETRIEVER_HOME": str(home)},
     )  # fmt: skip
     assert p.returncode == 0 and p.stderr == ""
     entry = json.loads(p.stdout)
     (group,) = entry["hooks"]["UserPromptSubmit"]
     (hook,) = group["hooks"]
     assert hook["type"] == "command" and hook["timeout"] == 10
-    assert hook["command"].endswith(
-        f"hook claude-code --skills {BUNDLED} --max-chars 3000"
-    )  # absolute paths: the hook runs in every project's folder
+    # absolute paths (the hook runs in every project's folder), and the index folder named
+    assert f"hook claude-code --skills {BUNDLED} --index {home.resolve()}/" in hook["command"]
+    assert hook["command"].endswith(" --max-chars 3000")
 
 
 def test_a_missing_onnx_export_is_not_started_on_a_prompt(tmp_path, index_args):

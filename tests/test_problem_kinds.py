@@ -174,7 +174,7 @@ def test_the_gotcha_leads_the_terminal_and_the_markdown(bundled, gotcha_result):
     text = format_result(gotcha_result)
     edge = bundled.skill("webhooks").sharp_edges[0]
     lines = text.splitlines()
-    assert lines[1].startswith("Known problem: " + edge.summary[:40])
+    assert lines[1].startswith("Known problem (webhooks sharp_edges[0]): " + edge.summary[:30])
     assert lines[2].startswith("  fix: " + edge.solution[:40])
     assert "gotcha (" in text
     md = bundled.render_markdown(gotcha_result, max_chars=6000)
@@ -258,3 +258,22 @@ def test_mcp_compact_result_leads_with_the_answers(gotcha_result):
     assert list(compact)[:2] == ["query", "answers"]
     first = compact["answers"][0]
     assert first["skill"] == "webhooks" and first["kind"] == SHARP_EDGE and first["fix"]
+
+
+def test_search_says_when_a_side_file_could_not_be_read(tmp_path, bundled_index):
+    """A sharp-edges.yaml saved half-way loses the skill's gotchas: `search` says so on
+    stderr (the skill itself still loads and is searched)."""
+    import shutil
+
+    from conftest import BUNDLED
+
+    skills = tmp_path / "skills"
+    shutil.copytree(BUNDLED / "backend", skills / "backend")
+    edges = skills / "backend" / "webhooks" / "sharp-edges.yaml"
+    edges.write_text(edges.read_text(encoding="utf-8") + "\n  - [never closed\n", "utf-8")
+    p = retrieve("search", "--skills", str(skills), "--index", str(tmp_path / "idx"), "webhook")
+    assert f"{edges} could not be read, so its skill is searched without it" in p.stderr
+    assert "invalid YAML" in p.stderr
+    report = json.loads(retrieve("index", "--skills", str(skills), "--index",
+                                 str(tmp_path / "idx"), "--json").stdout)  # fmt: skip
+    assert any(pr["path"] == str(edges) for pr in report["problems"])

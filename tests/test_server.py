@@ -89,6 +89,8 @@ def test_search_answers_with_the_search_json_contract(server, bundled):
         ({"k": 3}, "query must be a non-empty string"),
         (b"{not json", "the body is not JSON"),
         (b"[1, 2]", "the body must be a JSON object"),
+        (b"[" * 2000 + b"]" * 2000, "nested too deeply"),  # 4 KB past the parser's stack
+        (b'{"query": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nested too deeply"),
     ],
 )
 def test_bad_searches_are_400_with_a_json_error(server, payload, message):
@@ -112,6 +114,12 @@ def test_the_token_is_required_on_every_route(server):
         assert request(server.url + path, data, token="wrong")[0] == 401
     status, body = request(f"{server.url}/health", token=None)
     assert "bearer token" in body["error"]
+    # the scheme is case-insensitive (RFC 7235); the token itself is not
+    for scheme in ("bearer", "BEARER"):
+        header = {"Authorization": f"{scheme} {TOKEN}"}
+        assert request(f"{server.url}/health", token=None, headers=header)[0] == 200
+    header = {"Authorization": f"Bearer {TOKEN.upper()}x"}
+    assert request(f"{server.url}/health", token=None, headers=header)[0] == 401
 
 
 def test_skills_by_id_as_json_and_markdown(server, bundled):

@@ -118,6 +118,35 @@ def test_a_broken_edit_keeps_the_last_good_index_serving(live):
     wait_for(lambda: top(live, PHRASE) == SKILL, "a good edit is served again")
 
 
+def test_a_broken_side_file_keeps_the_last_good_index_serving(live):
+    """A sharp-edges.yaml saved half-way would drop the skill's gotchas from the index: held,
+    like a broken skill.yaml."""
+    edges = skill_file(live).with_name("sharp-edges.yaml")
+    good = edges.read_text(encoding="utf-8")
+    before = live.current
+    edges.write_text(good + "\n  - [this list is never closed\n", encoding="utf-8")
+    wait_for(lambda: live.held_because, "the broken side file is reported")
+    assert str(edges) in live.held_because and "does not load" in live.held_because
+    assert live.current is before and live.freshness()[0] is True
+    edges.write_text(good, encoding="utf-8")
+    wait_for(lambda: live.held_because is None, "the mended file clears the report")
+
+
+def test_a_new_skill_that_never_loaded_does_not_hold_reloads(live):
+    """A broken skill that appears while serving is reported, and edits elsewhere are still
+    served: only a file that loaded before holds the index."""
+    root = live.roots[0]
+    newbie = root / "backend" / "newbie" / "skill.yaml"
+    newbie.parent.mkdir()
+    newbie.write_text("id: newbie\nname: [oops\n", encoding="utf-8")
+    wait_for(lambda: live.generation == 1, "the collection with the new file is loaded")
+    assert live.held_because is None
+    assert str(newbie) in {p.path for p in live.current.problems}
+    add_trigger(skill_file(live), PHRASE)
+    wait_for(lambda: top(live, PHRASE) == SKILL, "an edit elsewhere is served")
+    assert live.held_because is None
+
+
 def test_a_root_that_disappears_and_comes_back_is_watched_again(live, tmp_path):
     root = live.roots[0]
     away = tmp_path / "moved-away"
@@ -152,6 +181,8 @@ def test_serve_watch_end_to_end(tmp_path, bundled_index, bundled):
         add_trigger(next(skills.rglob(f"{SKILL}/skill.yaml")), PHRASE)
         wait_for(lambda: top_over_http() == SKILL, "the edit is served over HTTP")
         watch = request(f"{server.url}/health", token=None)[1]["watch"]
-        assert watch["generation"] == 1 and watch["last_reload"]["outcome"] == "reloaded"
+        # one swap; a later batch of the edit's events may rescan and find nothing changed
+        assert watch["generation"] == 1
+        assert watch["last_reload"]["outcome"] in ("reloaded", "unchanged")
     finally:
         assert server.stop() == 0

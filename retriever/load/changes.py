@@ -197,6 +197,14 @@ def known_hashes(record: Any) -> dict[str, tuple[list[int], str]]:
         return {}
 
 
+def indexed_paths(record: Any) -> set[str]:
+    """Every file a record's build read (its stamp trusted or not)."""
+    try:
+        return set(record["files"]["paths"])
+    except (KeyError, TypeError):  # no record, or not one of ours
+        return set()
+
+
 def unchanged(record: Any, roots: Iterable[Path]) -> bool:
     """Whether every folder, link and file of ``record`` is as recorded: then the skill
     files under ``roots`` are exactly those the record was made from."""
