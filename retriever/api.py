@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -172,8 +173,12 @@ class SkillRetriever:
             except IndexError_ as e:
                 reason = str(e)
         if rebuild == "never":
+            command = shlex.join(
+                ["retrieve", "index", *(a for r in roots for a in ("--skills", str(r)))]
+                + ["--index", str(folder)]
+            )
             raise StaleIndexError(
-                f"index {folder} cannot be used: {reason}. Build it with `retrieve index`"
+                f"index {folder} cannot be used: {reason}. Build it with `{command}`"
                 " (or allow rebuilding)"
             )
         try:

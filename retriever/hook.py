@@ -183,6 +183,7 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
             rebuild="never",
             embedder=embedder,
             progress=False,
+            verify=bool(getattr(args, "verify", False)),
         )
     except IndexError_ as e:
         reason = str(e).split(". Build it with", 1)[0]  # our own advice instead

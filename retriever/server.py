@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ class RunningServer:
     index: str
     token: str | None
     path: Path
+    data: dict[str, Any] = field(default_factory=dict, repr=False)  # the file as read
 
 
 def discovery_file(index_dir: Path) -> Path:
@@ -103,6 +104,7 @@ def find_server(index_dir: Path) -> RunningServer | None:
             index=str(data["index"]),
             token=data.get("token") or None,
             path=path,
+            data=data,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -135,14 +137,12 @@ def announced(index_dir: Path, host: str, port: int, token: str | None) -> Itera
         "token": token,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    # A second server of the same index takes the file over; when it stops while the first
+    # still runs, it hands the file back, so the hook keeps finding a server.
+    earlier = find_server(index_dir)
     written = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
+        _write_discovery(path, data)
         written = True
     except OSError as e:  # a read-only home: the server still serves, the hook won't find it
         log.warning("cannot write %s (%s); `retrieve hook` will not find this server", path, e)
@@ -152,7 +152,20 @@ def announced(index_dir: Path, host: str, port: int, token: str | None) -> Itera
         if written:
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
-                    path.unlink()
+                    if earlier is not None and earlier.pid != os.getpid() and _alive(earlier.pid):
+                        _write_discovery(path, earlier.data)
+                    else:
+                        path.unlink()
+
+
+def _write_discovery(path: Path, data: dict[str, Any]) -> None:
+    """Replace the discovery file atomically, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
 
 
 # -- binding --------------------------------------------------------------------------------

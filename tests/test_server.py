@@ -315,6 +315,32 @@ def test_sigterm_stops_cleanly_and_removes_the_discovery_file(
     assert s.process.stderr.read() == ""
 
 
+def test_a_second_server_of_the_index_hands_the_discovery_file_back(
+    tmp_path, monkeypatch, bundled_index, bundled
+):
+    """Two servers of one index: the second takes the discovery file over, and when it
+    stops the first one is found again (the hook would otherwise search in-process)."""
+    from retriever.server import find_server
+
+    home = tmp_path / "home"
+    home.mkdir()
+    models = Path(os.environ.get("SKILL_RETRIEVER_HOME", "")) / "models"
+    if models.is_dir():
+        (home / "models").symlink_to(models)
+    monkeypatch.setenv("SKILL_RETRIEVER_HOME", str(home))
+    args = ("--index", str(bundled_index), "--skills", str(BUNDLED), "--no-rebuild")
+    first = Server(*args)
+    try:
+        second = Server(*args)
+        assert find_server(bundled_index).pid == second.process.pid
+        assert second.stop() == 0
+        again = find_server(bundled_index)
+        assert again is not None and again.pid == first.process.pid and again.url == first.url
+    finally:
+        assert first.stop() == 0
+    assert find_server(bundled_index) is None
+
+
 def test_doctor_sees_the_running_server(server, bundled_index):
     p = subprocess.run(
         [sys.executable, "-m", "retriever.cli", "doctor", "--skills", str(BUNDLED),
