@@ -207,6 +207,8 @@ class SkillRetriever:
 
         remove_leftovers(folder)
         report = load_sources(scan.sources, tuple(str(r) for r in roots))
+        if scan.unreadable:
+            report = replace(report, problems=scan.unreadable + report.problems)
         if not report.skills:
             where = ", ".join(str(r) for r in roots)
             problems = "; ".join(str(p) for p in report.problems[:3])

@@ -162,3 +162,31 @@ def test_an_index_of_other_documents_is_stale(built, monkeypatch):
     r = reopen()
     assert r.rebuilt_because is not None and "other documents" in r.rebuilt_because
     assert reopen().rebuilt_because is None  # the rebuilt one records the new recipe
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, fake_embedder, monkeypatch):
+    """A folder the walk cannot list (permission denied) leaves its skills out, and the
+    load report and the index's problems say so (root ignores chmod 000, so the denial is
+    simulated at os.scandir)."""
+    import importlib
+
+    from retriever.load import load_collection
+
+    discover_module = importlib.import_module("retriever.load.discover")
+
+    root = write_mini(tmp_path / "skills")
+    locked = str(root / "backend" / "queues")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(discover_module.os, "scandir", scandir)
+    report = load_collection([root])
+    assert "queues" not in {s.id for s in report.skills}
+    (problem,) = [p for p in report.problems if p.path == locked]
+    assert "folder cannot be read (Permission denied)" in problem.reason
+    r = SkillRetriever.open(root, index_dir=tmp_path / "idx", embedder=fake_embedder)
+    assert any(p.path == locked for p in r.problems)

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from retriever.load.discover import Walk, scan
+from retriever.load.discover import Walk, scan, unreadable_problems
 from retriever.load.source import SkillSource, display_path
+from retriever.skill import LoadProblem
 
 # How recent a stamp may be and still be trusted. Linux file systems stamp times with the
 # kernel's coarse clock (a tick, 1-10 ms); FAT and HFS+ keep whole seconds (FAT: two).
@@ -240,6 +241,7 @@ class Scan:
     sources: list[SkillSource]
     fingerprint: str
     record: dict[str, Any]
+    unreadable: tuple[LoadProblem, ...] = ()  # folders the walk could not list
 
 
 def scan_corpus(roots: list[Path], previous: Any = None, *, verify: bool = False) -> Scan:
@@ -249,7 +251,8 @@ def scan_corpus(roots: list[Path], previous: Any = None, *, verify: bool = False
     sources, walk = scan(roots)
     known = {} if verify else known_hashes(previous)
     fingerprint, files = digest(sources, known, started_ns)
-    return Scan(sources, fingerprint, corpus_record(roots, walk, files, started_ns))
+    record = corpus_record(roots, walk, files, started_ns)
+    return Scan(sources, fingerprint, record, unreadable_problems(walk))
 
 
 def fingerprint_now(manifest: dict[str, Any], roots: list[Path], *, verify: bool = False) -> str:

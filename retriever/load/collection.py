@@ -8,12 +8,13 @@ wrong type, duplicate id, handoff to a skill the collection does not have) becom
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from retriever.handoffs import long_phrases
 from retriever.keywords import MAX_PHRASE_WORDS, too_long, words
 from retriever.load.changes import digest
-from retriever.load.discover import discover
+from retriever.load.discover import scan, unreadable_problems
 from retriever.load.files import FileProblem
 from retriever.load.formats import BY_NAME
 from retriever.load.source import SkillSource, display_path
@@ -108,8 +109,10 @@ def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:
 
     Raises ``SkillLoadError`` only when a root itself is missing or not a folder.
     """
-    sources = discover(roots)
+    sources, walk = scan(roots)
     report = load_sources(sources, tuple(str(Path(r).expanduser().resolve()) for r in roots))
+    if walk.unreadable:
+        report = replace(report, problems=unreadable_problems(walk) + report.problems)
     empty = [r for r in report.roots if not any(s.root == Path(r) for s in sources)]
     if empty:
         report = LoadReport(

@@ -22,6 +22,7 @@ from pathlib import Path
 from retriever.errors import SkillLoadError
 from retriever.load.formats import FORMATS
 from retriever.load.source import SkillSource, checked, display_path
+from retriever.skill import LoadProblem
 
 
 @dataclass
@@ -33,6 +34,9 @@ class Walk:
 
     folders: list[tuple[str, os.stat_result]] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
+    # folders that could not be listed (path, why): whatever skills they hold are left out,
+    # and the load report says so
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _sources_in(folder: Path, names: list[str], root: Path) -> tuple[list[SkillSource], bool]:
@@ -78,7 +82,8 @@ def _walk(top: str, walk: Walk) -> Iterator[tuple[str, list[str], list[str]]]:
                 except OSError:
                     is_dir = False
                 (dirs if is_dir else files).append(entry.name)
-    except OSError:
+    except OSError as e:
+        walk.unreadable.append((display_path(Path(top)), e.strerror or str(e)))
         return
     yield top, dirs, files
     for name in dirs:  # what the caller kept
@@ -117,3 +122,11 @@ def discover(roots: list[Path] | tuple[Path, ...]) -> list[SkillSource]:
     holds no skills yields nothing here and is reported by the loader.
     """
     return scan(roots)[0]
+
+
+def unreadable_problems(walk: Walk) -> tuple[LoadProblem, ...]:
+    """One load problem per folder the walk could not list."""
+    return tuple(
+        LoadProblem(path, f"folder cannot be read ({why}): the skills in it, if any, are left out")
+        for path, why in walk.unreadable
+    )
