@@ -6,8 +6,11 @@ content under an output schema) and ``get_skill`` (Markdown), and every skill as
 server on streamable HTTP.
 
 The model and the index are opened once, when the server starts; each tool call is then a
-query of a few milliseconds. A bad call (empty query, unknown skill id, unknown section) is
-answered with a JSON-RPC "invalid params" error; the server keeps serving.
+query of a few milliseconds. A bad value (an empty query, k out of range, an unknown skill
+id or section) is answered with a JSON-RPC "invalid params" error; an argument of the wrong
+type or a missing one is refused by the SDK's schema validation as a tool error
+(``isError``), as the MCP specification recommends so that a model can correct its call.
+Either way the server keeps serving.
 """
 
 from __future__ import annotations

@@ -82,8 +82,8 @@ class ScoringConfig:
     top_answers: int = 3  # matched sharp edges and checks listed first, across skills
     # A matched sharp edge or check is an answer only when it is among the query's this
     # many nearest documents of the whole collection: on the bundled gotchas the right
-    # gotcha ranked 1-8 there, the misleading answers (a lower skill's gotcha at cosine
-    # 0.16) 40th and beyond.
+    # gotcha ranked 1-8 there; two misleading answers a user met (a lower skill's gotcha at
+    # cosine 0.16 and 0.23) ranked 114th and 40th.
     answer_rank: int = 10
 
     def __post_init__(self) -> None:
