@@ -722,8 +722,11 @@ def _serve_http(args: argparse.Namespace, host: str, port: int) -> int:
         raise
 
     def ready(url: str) -> None:
+        # a wildcard bind answers on every interface: say so, not only the local address
+        wildcard = ", every interface" if host in ("0.0.0.0", "::", "") else ""
+        where = "" if is_loopback(host) else f" (listening on {host}{wildcard})"
         print(
-            f"serving {len(live.current.skills)} skills at {url}: POST /search, "
+            f"serving {len(live.current.skills)} skills at {url}{where}: POST /search, "
             f"GET /skills/ID, GET /health, MCP at {url}/mcp",
             flush=True,
         )

@@ -480,13 +480,19 @@ def run(live: LiveRetriever, sock: socket.socket, *, token: str | None, on_ready
         timeout_graceful_shutdown=5,  # bounds the wait for a client holding a stream open
     )
     server = uvicorn.Server(config)
+
+    def stop(*_: object) -> None:
+        server.should_exit = True
+
     with announced(live.current.index_dir, host, port, token) as url:
-        if on_ready is not None:
+        # Ours until uvicorn installs its own (and again after): a signal in between asks
+        # the server to stop rather than being lost (a no-op handler there once left a
+        # server that was told to stop running) or killing the process (the discovery file
+        # would stay). uvicorn re-raises the signal that stopped it once it is done, with
+        # these handlers, which makes that a clean exit.
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        if on_ready is not None:  # only now: a client told "ready" may send SIGTERM at once
             on_ready(url)
-        # uvicorn re-raises the signal that stopped it once it is done, with the handlers
-        # found before it started: no-op ones make that a clean exit (and the discovery
-        # file is removed) instead of death by SIGTERM.
-        previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             asyncio.run(server.serve(sockets=[sock]))
         finally:

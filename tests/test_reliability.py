@@ -70,6 +70,18 @@ def test_symlink_loop_and_links_out_of_the_root(tmp_path):
     assert all("hunter2" not in s.body for s in report.skills)
 
 
+def test_a_side_file_linking_out_of_the_root_is_reported_not_read(tmp_path):
+    root = tmp_path / "root"
+    write(root / "a/fine/skill.yaml", "id: fine\nname: F\ndescription: d\n")
+    outside = write(tmp_path / "outside/v.yaml", "validations:\n  - name: secret check\n")
+    os.symlink(outside, root / "a/fine/validations.yaml")
+    report = load_collection([root])
+    (skill,) = report.skills
+    assert skill.checks == ()  # not read
+    (problem,) = [p for p in report.problems if p.path.endswith("fine/validations.yaml")]
+    assert "outside the skills root; not read" in problem.reason
+
+
 def test_empty_folders_and_a_collection_with_no_skills(tmp_path, fake_embedder):
     (tmp_path / "empty/a/b").mkdir(parents=True)
     report = load_collection([tmp_path / "empty"])

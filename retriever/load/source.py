@@ -109,7 +109,7 @@ def _look(path: Path, root: Path) -> tuple[str, Path | None]:
 
 def checked(source: SkillSource) -> SkillSource:
     """``source`` with a ``problem`` when its main file must not be read, and without the
-    side files that must not be (each noted, except links out of the root)."""
+    side files that must not be (each noted)."""
     if display_path(source.path) != str(source.path):
         return replace(
             source,
@@ -140,6 +140,8 @@ def checked(source: SkillSource) -> SkillSource:
         kind, target = _look(side, source.root)
         if kind:
             notes.append((str(side), f"is {kind}, not a regular file; not read"))
-        elif target is None:
+        elif target is not None:
+            notes.append((str(side), f"links to {target}, outside the skills root; not read"))
+        else:
             sides.append((role, side))
     return replace(source, sides=tuple(sides), notes=tuple(notes))
