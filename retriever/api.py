@@ -292,7 +292,8 @@ class SkillRetriever:
         """The result's skills and patterns as prompt-ready Markdown, best first, whole blocks.
 
         Give ``max_tokens`` to count the budget with the embedding model's tokenizer, or
-        ``max_chars`` for characters (default: 6,000 characters).
+        ``max_chars`` for characters (default: 6,000 characters). Empty for a no-match
+        result, or when not even the first skill's heading and description fit.
         """
         from retriever.render import render_result
 

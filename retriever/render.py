@@ -58,7 +58,8 @@ def render_result(
     measure: Callable[[str], int] = len,
 ) -> str:
     """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``;
-    empty when the result is ``no_match``.
+    empty when the result is ``no_match``, or when not even the first skill's heading and
+    description fit (a title alone, or handoffs without their skills, would say nothing).
 
     Each block is measured with the blank line that joins it, so the parts add up to at
     least the whole for characters and for word-piece tokens alike.
@@ -78,6 +79,7 @@ def render_result(
         return True
 
     add(f"# Skills for: {result.query}")
+    shown: set[str] = set()
     for hit in result.skills:
         skill = skills.get(hit.id)
         if skill is None:
@@ -85,6 +87,7 @@ def render_result(
         header = f"## {skill.name} (`{skill.id}`)\n{skill.description}".rstrip()
         if not add(header):
             break
+        shown.add(skill.id)
         for a in hit.answers:  # what the query describes comes first
             add(
                 _sharp_edge_block(skill.sharp_edges[a.item])
@@ -98,12 +101,15 @@ def render_result(
                 else _anti_block(skill.anti_patterns[ph.item])
             )
             add(block)
-    if result.handoffs:
+    if not shown:
+        return ""
+    handoffs = [h for h in result.handoffs if h.from_skill in shown]  # of skills shown
+    if handoffs:
         lines = ["## Handoffs"] + [
             f"- {h.from_skill} -> {h.to_skill}"
             + (f": {h.context}" if h.context else "")
             + ("" if h.resolved else " (not in this collection)")
-            for h in result.handoffs
+            for h in handoffs
         ]
         for n in range(len(lines), 1, -1):  # as many whole lines as fit
             if add("\n".join(lines[:n])):

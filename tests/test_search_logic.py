@@ -126,6 +126,12 @@ def test_markdown_fits_the_budget_and_keeps_blocks_whole(mini):
         # every pattern line present is complete, as in the full rendering
         for line in md.splitlines():
             assert line in full.splitlines()
+        # never a title alone, nor handoffs of skills it does not show
+        assert md == "" or "\n## " in md
+        shown = {line.split("(`")[1].split("`")[0] for line in md.splitlines() if "(`" in line}
+        for line in md.split("## Handoffs", 1)[1:]:
+            for h in line.strip().splitlines():
+                assert h.split(" -> ")[0].lstrip("- ") in shown
 
 
 def test_the_exact_scan_finds_what_faiss_finds():
