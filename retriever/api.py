@@ -142,7 +142,7 @@ class SkillRetriever:
     ) -> tuple[SkillIndex, str | None]:
         """The index in ``folder``, built first when ``rebuild`` and its state call for it;
         and why it was built (``None``: it was up to date)."""
-        from retriever.load.changes import Scan, scan_corpus, unchanged
+        from retriever.load.changes import Scan, fingerprint_now, scan_corpus
         from retriever.store import build_lock, index_status, load_index
 
         scans: list[Scan] = []
@@ -154,16 +154,13 @@ class SkillRetriever:
                 scans.append(scan_corpus(roots, record, verify=verify))
             return scans[0]
 
-        def fingerprint(manifest: dict[str, Any]) -> str:
-            # When every folder and file is as the manifest recorded them, the corpus is the
-            # one it was built from: no walk and no hashing, whatever the collection's size.
-            built_from, record = manifest.get("corpus_fingerprint"), manifest.get("corpus")
-            if not verify and isinstance(built_from, str) and unchanged(record, roots):
-                return built_from
-            return scanned(record).fingerprint
-
         def status() -> IndexStatus:
-            return index_status(folder, embedder.model_id, fingerprint)
+            # no walk and no hashing when the manifest's record vouches for every file
+            return index_status(
+                folder,
+                embedder.model_id,
+                lambda manifest: fingerprint_now(manifest, roots, verify=verify, scan=scanned),
+            )
 
         current = None if rebuild == "always" else status()
         reason = "rebuild asked for" if current is None else current.stale_because
@@ -235,6 +232,12 @@ class SkillRetriever:
         return save_index(folder, built)  # used as built: nothing is read back
 
     # -- using ------------------------------------------------------------------------------
+
+    def warm(self) -> SkillRetriever:
+        """This retriever after one query, so that the first real one is not the slow one
+        (the model's first run, the skills read from the index); returns itself."""
+        self.search("warm up")
+        return self
 
     def search(self, query: str, k: int = 5) -> SearchResult:
         """The ``k`` best skills for ``query`` (plus any handoff targets), best first."""

@@ -641,7 +641,7 @@ def _live(args: argparse.Namespace):
     from retriever.paths import resolve_roots
     from retriever.watch import LiveRetriever, SkillWatcher
 
-    retriever = _warm(_open(args))  # model and index load once, before the first request
+    retriever = _open(args).warm()  # model and index load once, before the first request
     live = LiveRetriever(retriever, resolve_roots(args.skills))
     watcher = SkillWatcher(live).start() if args.watch else None
     return live, watcher
@@ -660,7 +660,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     from retriever.mcp_server import serve
 
     if not args.watch:
-        serve(_warm(_open(args)))  # as ever: one index, opened once
+        serve(_open(args).warm())  # as ever: one index, opened once
         return 0
     live, watcher = _live(args)
     try:
@@ -674,12 +674,6 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
 def _check_watch(args: argparse.Namespace) -> None:
     if args.watch and args.no_rebuild:
         raise UsageError("--watch rebuilds the index when files change: drop --no-rebuild")
-
-
-def _warm(retriever):
-    """The retriever after one query: the first real request is not the slow one."""
-    retriever.search("warm up")
-    return retriever
 
 
 def _host_port(value: str) -> tuple[str, int]:

@@ -53,7 +53,7 @@ def diagnose(
         "index": {
             "folder": str(folder),
             "exists": folder.is_dir(),
-            "version": _current_version(folder),
+            "version": status.version,
             "created_at": manifest.get("created_at"),
             "skills": (manifest.get("counts") or {}).get("skills"),
             "documents": (manifest.get("counts") or {}).get("documents"),
@@ -68,14 +68,6 @@ def diagnose(
         "usable": status.fresh,
         "todo": todo,
     }
-
-
-def _current_version(folder: Path) -> str | None:
-    link = folder / "current"
-    try:
-        return Path(link.readlink()).name if link.is_symlink() else None
-    except OSError:
-        return None
 
 
 def _index_command(skills: list[str] | None, index: str | None) -> str:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from retriever.documents import SHARP_EDGE, VALIDATION
 from retriever.embed import Embedder
-from retriever.evaluate import query_metrics
+from retriever.evaluate import mean_metrics, query_metrics
 from retriever.rank import ScoringConfig
 
 if TYPE_CHECKING:
@@ -231,9 +231,8 @@ def _report(
         by_source[q.source].append(i)
 
     def mean(rows: list[int]) -> dict[str, float]:
-        return {m: sum(per_question[i][m] for i in rows) / len(rows) for m in METRICS} | {
-            "n": float(len(rows))
-        }
+        got = mean_metrics([per_question[i] for i in rows])
+        return {m: got[m] for m in (*METRICS, "n")}
 
     lost: dict[tuple[str, str], list[int]] = defaultdict(list)  # (skill, first) -> questions
     for i, q in enumerate(questions):
@@ -279,7 +278,7 @@ def _report(
         questions=len(questions),
         folds=folds,
         seconds=seconds,
-        overall=mean(everyone) if everyone else {m: 0.0 for m in METRICS},
+        overall=mean(everyone),
         by_source={s: mean(rows) for s, rows in sorted(by_source.items())},
         per_skill=scores,
         pairs=pairs,

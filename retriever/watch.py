@@ -92,18 +92,22 @@ class LiveRetriever:
 
     def _reload(self) -> tuple[str, str]:
         from retriever.api import SkillRetriever
-        from retriever.load import corpus_fingerprint, discover, load_sources
-        from retriever.load.changes import indexed_paths, known_hashes
+        from retriever.load import load_sources
+        from retriever.load.changes import indexed_paths, scan_corpus, unchanged
 
-        missing = [str(r) for r in self.roots if not r.is_dir()]
+        missing = self.missing_root()
         if missing:
-            return "held", f"skills root {missing[0]} is missing"
+            return "held", missing
         old = self.current
-        sources = discover(self.roots)
-        # files whose metadata is as the build recorded are not hashed again
-        known = known_hashes(old.manifest.get("corpus"))
-        if corpus_fingerprint(sources, known) == old.manifest.get("corpus_fingerprint"):
+        roots, record = list(self.roots), old.manifest.get("corpus")
+        # most batches are editor temp files: the record vouches for every file, nothing is
+        # walked or hashed; otherwise one scan, hashing only the files whose stamp moved
+        if unchanged(record, roots):
             return "unchanged", "no indexed file changed"
+        scan = scan_corpus(roots, record)
+        if scan.fingerprint == old.manifest.get("corpus_fingerprint"):
+            return "unchanged", "no indexed file changed"
+        sources = scan.sources
         # A file that loaded before and does not now is a broken edit (a YAML typo saved
         # half-way): rebuilding would drop that skill, or its sharp edges or checks, from the
         # index, so keep the old one. A file the last build did not index, or that had a
@@ -120,7 +124,7 @@ class LiveRetriever:
             rebuild="auto",
             progress=False,
         )
-        new.search("warm up")  # the first query on a new index is not the slow one
+        new.warm()  # the first query on a new index is not the slow one
         self.current = new  # the swap: one reference assignment
         self.generation += 1
         embedded = new.manifest.get("counts", {}).get("embedded", 0)
@@ -131,6 +135,11 @@ class LiveRetriever:
 
     # -- freshness ---------------------------------------------------------------------------
 
+    def missing_root(self) -> str | None:
+        """Why the served roots cannot be read now (one has gone away), or ``None``."""
+        missing = [str(r) for r in self.roots if not r.is_dir()]
+        return f"skills root {missing[0]} is missing" if missing else None
+
     def freshness(self) -> tuple[bool, str | None]:
         """``(stale, why)``: whether the served index still matches the skill files."""
         from retriever.load.changes import fingerprint_now
@@ -140,12 +149,11 @@ class LiveRetriever:
             served = self.current.manifest.get("corpus_fingerprint", "")
             cached = self._fresh
             if cached is None or now - cached[0] > FRESHNESS_TTL_S or cached[1] != served:
-                missing = [str(r) for r in self.roots if not r.is_dir()]
-                if missing:
-                    why: str | None = f"skills root {missing[0]} is missing"
-                elif fingerprint_now(self.current.manifest, list(self.roots)) == served:
-                    why = None
-                else:
+                why = self.missing_root()
+                if (
+                    why is None
+                    and fingerprint_now(self.current.manifest, list(self.roots)) != served
+                ):
                     why = "the skill files changed since it was loaded" + (
                         "" if self.watching else " (restart, or serve with --watch)"
                     )
@@ -208,9 +216,9 @@ class SkillWatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not all(r.is_dir() for r in self.live.roots):
+            if self.live.missing_root():
                 self.live.reload()  # records "root missing"; the old index keeps serving
-                while not self._stop.wait(1.0) and not all(r.is_dir() for r in self.live.roots):
+                while not self._stop.wait(1.0) and self.live.missing_root():
                     pass
                 if self._stop.is_set():
                     return
@@ -237,5 +245,5 @@ class SkillWatcher:
             self.ready.set()
             if changes:
                 self.live.reload()
-            if not all(r.is_dir() for r in self.live.roots):
+            if self.live.missing_root():
                 return

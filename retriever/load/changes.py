@@ -26,7 +26,7 @@ import hashlib
 import os
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,12 +255,21 @@ def scan_corpus(roots: list[Path], previous: Any = None, *, verify: bool = False
     return Scan(sources, fingerprint, record, unreadable_problems(walk))
 
 
-def fingerprint_now(manifest: dict[str, Any], roots: list[Path], *, verify: bool = False) -> str:
+def fingerprint_now(
+    manifest: dict[str, Any],
+    roots: list[Path],
+    *,
+    verify: bool = False,
+    scan: Callable[[Any], Scan] | None = None,
+) -> str:
     """The corpus fingerprint of ``roots`` as the files are now, for comparing with the one
     ``manifest`` was built from: the manifest's own when its record vouches that nothing
     changed (no walk, no hashing), else a scan hashing only the files whose stamp moved
-    (every file with ``verify``)."""
+    (every file with ``verify``). ``scan``: how to scan, given the manifest's record (a
+    caller that may build next passes one that keeps the scan for the build)."""
     built_from, record = manifest.get("corpus_fingerprint"), manifest.get("corpus")
     if not verify and isinstance(built_from, str) and unchanged(record, roots):
         return built_from
-    return scan_corpus(roots, record, verify=verify).fingerprint
+    if scan is None:
+        return scan_corpus(roots, record, verify=verify).fingerprint
+    return scan(record).fingerprint
