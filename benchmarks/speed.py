@@ -156,7 +156,7 @@ HOOK_EVENT = {
 def bench_hook(corpus: Path, index: Path, runs: int) -> dict:
     """`retrieve hook claude-code` per prompt: searching in-process, then asking a running
     `retrieve serve` of the same index."""
-    from retriever.server import find_server
+    from retriever.discovery import find_server
 
     event = json.dumps(HOOK_EVENT).encode()
     hook = retrieve_cmd("hook", "claude-code", "--skills", str(corpus), "--index", str(index))

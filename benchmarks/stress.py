@@ -5,6 +5,8 @@ Run from the repository root::
     python -m benchmarks.stress                    # 40 runs of each command, bundled skills
     python -m benchmarks.stress -n 300 --commands search,mcp --burners 4
     python -m benchmarks.stress --worst-case       # the inputs that once took minutes
+    python -m benchmarks.stress --serving --connections 100,500,1100 --fd-limit 1024
+    python -m benchmarks.stress --watch -n 5     # roots replaced under serve --watch
 
 Each counted run is a fresh process of the console script: ``retrieve search`` (plain and
 ``--json``), ``retrieve index`` (up to date), a ``retrieve mcp`` stdio session (initialize,
@@ -20,6 +22,16 @@ The collection (``--skills``, default the bundled one) gets its own temporary
 ``SKILL_RETRIEVER_HOME``: the ONNX export and the index are built there once, before the
 burners start and outside the counted runs, so every counted run is a cold process on a
 warm index. Standard library only: this process only starts and watches others.
+
+``--serving`` stresses ``retrieve serve`` instead: for each N of ``--connections`` it starts
+a server on a free loopback port (its open-file limit set to ``--fd-limit``), has helper
+processes hold N connections that never finish a request (a third idle, a third with half
+their headers, a third with headers and half a body; each one the server closes is opened
+again at once, as a slowloris client does), and meanwhile sends probes (``POST /search``
+and ``GET /health`` in turn, 5 s timeout each) for ``--duration`` seconds. It prints the
+failed probes per N (the goal is 0), their latency, the server's peak descriptors and how
+much it logged. The helpers hold at most 400 connections each, so this runs inside
+``ulimit -n 1024`` too.
 """
 
 from __future__ import annotations
@@ -459,6 +471,267 @@ def print_worst_case(w: dict) -> None:
     )
 
 
+# -- serving: probes while half-open connections are held ------------------------------------
+
+HOLD_PER_PROCESS = 400  # connections one helper holds: well inside a 1024 open-file limit
+PROBE_TIMEOUT = 5.0
+
+# A helper: holds `count` connections of the three kinds, opening a new one for each that
+# the server closes; prints "ready" once all are open, its counts as JSON when stdin closes.
+HOLDER = r"""
+import json, resource, selectors, socket, sys, time
+host, port, count, offset = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft != resource.RLIM_INFINITY and soft < count + 64:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 64), hard))
+KINDS = (
+    b"",
+    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+    b"POST /search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100\r\n\r\n{\"query\": \"redis",
+)
+sel = selectors.DefaultSelector()
+stats = {"opened": 0, "closed_by_server": 0, "connect_failed": 0}
+missing = []
+
+def open_one(kind):
+    s = socket.socket()
+    s.settimeout(5)
+    try:
+        s.connect((host, port))
+        if KINDS[kind]:
+            s.sendall(KINDS[kind])
+    except OSError:
+        s.close()
+        stats["connect_failed"] += 1
+        missing.append(kind)
+        return
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, kind)
+    stats["opened"] += 1
+
+for i in range(count):
+    open_one((offset + i) % 3)
+print("ready", flush=True)
+sel.register(sys.stdin, selectors.EVENT_READ, "stdin")
+while True:
+    for key, _ in sel.select(timeout=0.5):
+        if key.data == "stdin":
+            if not sys.stdin.readline():
+                print(json.dumps(stats), flush=True)
+                sys.exit(0)
+            continue
+        try:
+            data = key.fileobj.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            data = b""
+        if data:  # a reply (503 at the cap): the close follows
+            continue
+        sel.unregister(key.fileobj)
+        key.fileobj.close()
+        stats["closed_by_server"] += 1
+        open_one(key.data)
+    for kind in [missing.pop() for _ in range(len(missing))]:
+        open_one(kind)
+        time.sleep(0.01)
+"""
+
+
+@dataclass
+class Probe:
+    route: str
+    ok: bool
+    seconds: float
+    note: str = ""
+    started: float = 0.0  # s since the connections were all open
+
+
+def probe(host: str, port: int, route: str) -> Probe:
+    import http.client
+
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=PROBE_TIMEOUT)
+    try:
+        if route == "search":
+            body = json.dumps({"query": QUERY, "k": 3})
+            headers = {"Content-Type": "application/json"}
+            conn.request("POST", "/search", body, headers)
+        else:
+            conn.request("GET", "/health")
+        r = conn.getresponse()
+        data = r.read()
+        ok = r.status == 200 and (route != "search" or b'"skills"' in data)
+        note = "" if ok else f"HTTP {r.status}"
+    except (OSError, http.client.HTTPException) as e:
+        ok, note = False, f"{type(e).__name__}: {e}"
+    finally:
+        conn.close()
+    return Probe(route, ok, time.perf_counter() - start, note)
+
+
+def _limit_fds(limit: int):
+    def apply() -> None:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (cap, cap))
+
+    return apply
+
+
+def server_fd_limit(pid: int) -> int:
+    """The soft open-file limit of process ``pid`` (0 where /proc cannot tell)."""
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def serve_round(s: Setup, n: int, fd_limit: int, duration: float, timeout: float) -> dict:
+    """One server, ``n`` half-open connections held by helpers, probes for ``duration`` s."""
+    err = tempfile.TemporaryFile()
+    server = subprocess.Popen(
+        [*s.retrieve, "-q", "serve", "--port", "0", "--skills", str(s.skills),
+         "--index", str(s.index_dir), "--no-rebuild"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        env=s.env,
+        text=True,
+        preexec_fn=_limit_fds(fd_limit) if fd_limit > 0 else None,
+    )  # fmt: skip
+    holders: list[subprocess.Popen] = []
+    try:
+        line = server.stdout.readline() if server.stdout else ""
+        if not line.startswith("serving "):
+            err.seek(0)
+            fail(f"the server did not start: {line!r} {err.read().decode()[-1500:]}")
+        url = line.split(" at ", 1)[1].split(": ", 1)[0]
+        host, port = url.split("//", 1)[1].rsplit(":", 1)
+        fds = [0]
+        seen_limit = server_fd_limit(server.pid)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.1):
+                try:
+                    fds.append(len(os.listdir(f"/proc/{server.pid}/fd")))
+                except OSError:
+                    pass
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0 = time.perf_counter()
+        for offset in range(0, n, HOLD_PER_PROCESS):
+            count = min(HOLD_PER_PROCESS, n - offset)
+            holders.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HOLDER, host, port, str(count), str(offset)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        for h in holders:
+            if h.stdout is None or h.stdout.readline().strip() != "ready":
+                fail("a helper holding connections did not start")
+        opened_s = time.perf_counter() - t0
+        probes: list[Probe] = []
+        end = time.perf_counter() + duration
+        while time.perf_counter() < end:
+            at = time.perf_counter() - t0 - opened_s
+            probes.append(probe(host, int(port), "search" if len(probes) % 2 == 0 else "health"))
+            probes[-1].started = at
+            time.sleep(0.2)
+        held = {"opened": 0, "closed_by_server": 0, "connect_failed": 0}
+        for h in holders:
+            out, _ = h.communicate("", timeout=timeout)
+            for key, value in json.loads(out.strip().splitlines()[-1]).items():
+                held[key] += value
+        holders = []
+        done.set()
+        sampler.join()
+        server.send_signal(signal.SIGTERM)
+        rc = server.wait(timeout)
+        err.seek(0)
+        log = err.read().decode("utf-8", "replace")
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        err.close()
+
+    def stats(route: str) -> dict:
+        mine = [p for p in probes if p.route == route]
+        times = sorted(p.seconds for p in mine)
+        return {
+            "probes": len(mine),
+            "failed": sum(not p.ok for p in mine),
+            "p50_ms": round(statistics.median(times) * 1000, 1) if times else None,
+            "max_ms": round(times[-1] * 1000, 1) if times else None,
+            "failures": Counter(p.note for p in mine if not p.ok).most_common(3),
+        }
+
+    return {
+        "connections": n,
+        "fd_limit": seen_limit or fd_limit,  # as the server has it (it may raise its soft one)
+        "opened_in_s": round(opened_s, 2),
+        **held,
+        "search": stats("search"),
+        "health": stats("health"),
+        "server_fds_max": max(fds),
+        "server_exit": rc,
+        "stderr_lines": len(log.splitlines()),
+        "stderr_bytes": len(log.encode()),
+        "tracebacks": log.count("Traceback"),
+        "probe_ms": [(p.route[0], round(p.started, 2), round(p.seconds * 1000)) for p in probes],
+        "stderr_head": log.splitlines()[:6],
+    }
+
+
+def print_serving(rounds: list[dict], duration: float) -> None:
+    fd_limit = rounds[0]["fd_limit"] if rounds else 0
+    print(
+        f"\nServing: `retrieve serve` with an open-file limit of {fd_limit or '?'}; "
+        f"for {duration:.0f} s, probes ({PROBE_TIMEOUT:.0f} s timeout) while N connections "
+        "that never finish a request are held (reopened when closed)"
+    )
+    head = (
+        f"{'N':>6}{'opened s':>9}{'closed by server':>17}{'search failed':>14}"
+        f"{'p50/max ms':>14}{'health failed':>14}{'p50/max ms':>14}{'fds max':>8}"
+        f"{'stderr lines':>13}{'tracebacks':>11}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rounds:
+        se, he = r["search"], r["health"]
+        print(
+            f"{r['connections']:>6}{r['opened_in_s']:>9.2f}{r['closed_by_server']:>17,}"
+            f"{se['failed']:>8}/{se['probes']:<5}{se['p50_ms']:>7.0f}/{se['max_ms']:<6.0f}"
+            f"{he['failed']:>8}/{he['probes']:<5}{he['p50_ms']:>7.0f}/{he['max_ms']:<6.0f}"
+            f"{r['server_fds_max']:>8}{r['stderr_lines']:>13}{r['tracebacks']:>11}"
+        )
+    for r in rounds:
+        for route in ("search", "health"):
+            for note, count in r[route]["failures"]:
+                print(f"  N={r['connections']} {route}: {count}x {note}")
+    for r in rounds:
+        for line in r["stderr_head"]:
+            print(f"  N={r['connections']} stderr: {line[:160]}")
+    failed = sum(r["search"]["failed"] + r["health"]["failed"] for r in rounds)
+    total = sum(r["search"]["probes"] + r["health"]["probes"] for r in rounds)
+    print(f"failed probes: {failed} of {total}")
+
+
 # -- burners --------------------------------------------------------------------------------
 
 
@@ -584,7 +857,38 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only time the inputs that once blew up in time (no burners)",
     )
+    p.add_argument(
+        "--serving",
+        action="store_true",
+        help="stress `retrieve serve` with connections that never finish a request",
+    )
+    p.add_argument(
+        "--connections",
+        default="100,500,1100",
+        help="--serving: comma-separated numbers of such connections (default 100,500,1100)",
+    )
+    p.add_argument(
+        "--fd-limit",
+        type=int,
+        default=1024,
+        help="--serving: the server's open-file limit (default 1024; 0 leaves it)",
+    )
+    p.add_argument(
+        "--duration", type=float, default=20.0, help="--serving: seconds of probes per N"
+    )
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="stress `retrieve serve --watch` with roots replaced whole (rm+cp, mv swap, "
+        "symlink switch); runs benchmarks.stress_watch (its options: -n for --repeats)",
+    )
     args = p.parse_args(argv)
+    if args.watch:
+        from benchmarks import stress_watch
+
+        return stress_watch.main(["--repeats", str(args.n if args.n != 40 else 5)])
+    if args.serving:
+        return serving(args)
     if args.worst_case:
         with tempfile.TemporaryDirectory(prefix="stress-worst-") as tmp:
             w = worst_case(Path(tmp), args.timeout)
@@ -669,6 +973,32 @@ def main(argv: list[str] | None = None) -> int:
     if any(outcomes.values()):
         print_report(report)
     print(f"wrote {args.json_out}")
+    return 0
+
+
+def serving(args: argparse.Namespace) -> int:
+    try:
+        counts = [int(c) for c in args.connections.split(",") if c.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 0 or args.duration <= 0 or args.fd_limit < 0:
+        fail("--connections takes numbers like 100,500,1100; --duration > 0, --fd-limit >= 0")
+    try:
+        import resource  # noqa: F401  (the helpers and --fd-limit need it)
+    except ImportError:
+        fail("--serving needs a Unix system (the resource module)")
+    skills = args.skills.expanduser().resolve()
+    rounds: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="stress-serving-") as tmp:
+        setup = prepare(skills, Path(tmp), args.timeout)
+        for n in counts:
+            print(f"serving: {n} connections held ...", file=sys.stderr, flush=True)
+            rounds.append(serve_round(setup, n, args.fd_limit, args.duration, args.timeout))
+    print_serving(rounds, args.duration)
+    out = args.json_out.with_name("stress-serving.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rounds, indent=1))
+    print(f"wrote {out}")
     return 0
 
 

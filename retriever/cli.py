@@ -340,7 +340,17 @@ def _say_skipped(retriever) -> None:
     """One line on stderr when some skill files could not be loaded (so are not searched):
     skipped skills, and side files whose gotchas, checks or handoffs are left out."""
     log = logging.getLogger("retriever.cli")
-    skipped = sum(p.skipped for p in retriever.problems)
+    # a duplicate id is skipped on purpose (the first root wins), not a file that failed
+    duplicates = sum(p.code == "duplicate_id" for p in retriever.problems)
+    if duplicates:
+        log.warning(
+            "%d %s the same id as a skill of an earlier root and %s left out (the first "
+            "root wins; `retrieve index` lists them)",
+            duplicates,
+            "skill has" if duplicates == 1 else "skills have",
+            "is" if duplicates == 1 else "are",
+        )
+    skipped = sum(p.skipped and p.code != "duplicate_id" for p in retriever.problems)
     if skipped:
         files = "file" if skipped == 1 else "files"
         log.warning(
@@ -373,7 +383,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif args.markdown:
-        print(safe(retriever.render_markdown(result, args.max_chars, max_tokens=args.max_tokens)))
+        markdown = retriever.render_markdown(result, args.max_chars, max_tokens=args.max_tokens)
+        if not markdown:  # one blank line and nothing else would look like a failure
+            why = "nothing in the collection fits" if result.no_match else "the budget is too small"
+            logging.getLogger("retriever.cli").warning(
+                "no Markdown to print: %s%s",
+                why,
+                "" if result.no_match else " for the first skill's heading and description",
+            )
+        print(safe(markdown))
     else:
         from retriever.terminal import format_result
 
@@ -383,6 +401,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_index(args: argparse.Namespace) -> int:
     retriever = _open(args, rebuild="always" if args.force else None)
+    # one query: makes the model's ONNX export when it is not made yet, so that after
+    # `retrieve index` a hook (which never makes it: it takes a minute) finds all it needs
+    retriever.warm()
     problems = [{"path": p.path, "reason": p.reason} for p in retriever.problems]
     if args.json:
         print(
@@ -495,7 +516,10 @@ def _cmd_eval_self(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--folds must be at least 2 (one to ask, one to leave out), not {args.folds}"
         )
-    if args.html:
+    to_stdout = args.html == "-"  # the page itself is the output (a pipe, a redirect)
+    if to_stdout and args.json:
+        raise UsageError("--html - writes the page to stdout: it cannot go with --json")
+    if args.html and not to_stdout:
         _check_writable(args.html)  # before the work, not after it
     retriever = _open(args)
     bar = _progress_bar(args.folds, "folds", args.json)
@@ -511,7 +535,11 @@ def _cmd_eval_self(args: argparse.Namespace) -> int:
         from retriever.report_html import render_html
 
         roots = ", ".join(Path(r).name for r in retriever.manifest.get("roots", [])) or "skills"
-        _write_file(args.html, render_html(report, roots))
+        page = render_html(report, roots)
+        if to_stdout:
+            sys.stdout.write(page)
+            return 0
+        _write_file(args.html, page)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -638,11 +666,12 @@ def _require_extra(extra: str, *modules: str) -> None:
 
 def _live(args: argparse.Namespace):
     """The index opened (model loaded, warmed up), held for swapping, watched if asked."""
-    from retriever.paths import resolve_roots
+    from retriever.paths import named_roots
     from retriever.watch import LiveRetriever, SkillWatcher
 
     retriever = _open(args).warm()  # model and index load once, before the first request
-    live = LiveRetriever(retriever, resolve_roots(args.skills))
+    # the roots as named: a symlinked root that a deploy switches is followed
+    live = LiveRetriever(retriever, named_roots(args.skills))
     watcher = SkillWatcher(live).start() if args.watch else None
     return live, watcher
 
@@ -753,8 +782,15 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from retriever.tune import tune
+    from retriever.tune import check_numbers, tune
 
+    check_numbers(  # before anything loads: a bad number fails at once, with its name
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_steps=args.max_steps,
+        negatives_per_text=args.hard_negatives,
+    )
     report = _load_skills(args)
     bar = _progress_bar(0, "tuning", args.json or args.quiet)
 

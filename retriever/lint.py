@@ -36,9 +36,9 @@ class Finding:
 def _load_findings(report: LoadReport) -> list[Finding]:
     out = []
     for p in report.problems:
-        if "duplicate skill id" in p.reason:
+        if p.code == "duplicate_id":
             check = "duplicate-id"
-        elif p.reason.startswith("handoff to"):
+        elif p.code == "unresolved_handoff":
             check = "unknown-handoff-target"
         else:
             check = "load-problem"

@@ -295,6 +295,12 @@ def _mend(match: re.Match[bytes]) -> bytes:
     return b"\\ufffd" if len(text) == 6 else text
 
 
+def mend_surrogate_escapes(data: bytes) -> bytes:
+    """JSON bytes with every lone surrogate escape replaced by ``\\ufffd`` (same length;
+    escaped backslashes and escaped surrogate pairs kept): the SDK's parser refuses them."""
+    return _ESCAPES.sub(_mend, data)
+
+
 class _MendedLines(io.RawIOBase):
     """Standard input with lone surrogate escapes (``"\\ud800"``) replaced in each line.
 
@@ -312,7 +318,7 @@ class _MendedLines(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         if not self._pending:
-            self._pending = _ESCAPES.sub(_mend, self._source.readline())
+            self._pending = mend_surrogate_escapes(self._source.readline())
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]

@@ -72,11 +72,13 @@ def default_index_dir(roots: list[Path] | tuple[Path, ...], model_id: str) -> Pa
     return index_home() / f"{slug}-{digest}"
 
 
-def resolve_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
-    """The skills roots to read, resolved: those named (each must be a folder), or, for
-    ``None``, the default roots (``default_skill_roots``), as the CLI takes them."""
+def named_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
+    """The skills roots as named, not resolved: those given (each must be a folder, or a
+    link to one), made absolute, or, for ``None``, the default roots. A watcher keeps these:
+    a root that is a link switched to another folder (an atomic deploy) is seen only by
+    resolving the name again."""
     if skills is None:
-        return [r.resolve() for r in default_skill_roots()]
+        return [r.absolute() for r in default_skill_roots()]
     if isinstance(skills, (str, PathLike)):
         skills = [skills]
     roots = [Path(s).expanduser() for s in skills]
@@ -87,4 +89,10 @@ def resolve_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
             raise SkillLoadError(f"skills root not found: {r}")
         if not r.is_dir():
             raise SkillLoadError(f"skills root is not a folder: {r}")
-    return [r.resolve() for r in roots]
+    return [r.absolute() for r in roots]
+
+
+def resolve_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
+    """The skills roots to read, resolved: those named (each must be a folder), or, for
+    ``None``, the default roots (``default_skill_roots``), as the CLI takes them."""
+    return [r.resolve() for r in named_roots(skills)]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from retriever.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
-from retriever.embed import Embedder
+from retriever.embed import Embedder, require_finite
 from retriever.errors import QueryError
 from retriever.handoffs import HandoffRules
 from retriever.query import clean_query
@@ -154,6 +154,7 @@ class Searcher:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
         qv, cut = self.embedder.encode_query(query)
+        require_finite(qv, self.embedder.model_id)
         truncated = truncated or cut
         if cut:
             notes.append(

@@ -123,9 +123,27 @@ class Skill:
         )
 
 
+# What kinds of load problem there are (``LoadProblem.code``).
+PROBLEM_CODES = {
+    "unreadable": "a skill file or folder cannot be read or parsed: the skill is left out",
+    "side_file": "a side file cannot be read: the skill loaded without what it holds",
+    "duplicate_id": "a second skill with an id already loaded (first root and path win)",
+    "unresolved_handoff": "a handoff to a skill the collection does not have",
+    "long_phrase": "a trigger or rule phrase too long for keyword matching",
+    "bad_id": "an id that cannot be used as it is written",
+    "no_front_matter": "a SKILL.md without YAML front matter",
+    "empty_root": "a skills root with no skills in it",
+    "invalid": "a field of the wrong shape or type, read as well as it could be",
+}
+
+
 @dataclass(frozen=True)
 class LoadProblem:
-    """Something wrong in a collection: the file, and why. The rest still loads."""
+    """Something wrong in a collection: the file, and why. The rest still loads.
+
+    ``code`` says what kind of problem it is, for code that acts on it (lint, the CLI's
+    summary line), so that nothing matches the wording of ``reason``: one of ``CODES``.
+    """
 
     path: str
     reason: str
@@ -134,6 +152,7 @@ class LoadProblem:
     # a side file (sharp-edges.yaml, validations.yaml, collaboration.yaml) that could not be
     # read: the skill loaded without what it holds
     dropped: bool = False
+    code: str = "invalid"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason}"

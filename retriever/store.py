@@ -218,6 +218,7 @@ def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
                 "skill_id": p.skill_id,
                 "skipped": p.skipped,
                 "dropped": p.dropped,
+                "code": p.code,
             }
             for p in index.problems
         ],

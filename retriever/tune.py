@@ -41,6 +41,13 @@ from retriever.skill import Skill
 log = logging.getLogger(__name__)
 
 TUNE_FILE = "tune.json"
+# Bounds on the numbers a user passes: beyond them a run is a mistake, not a choice (an
+# --epochs of 1e308 would build batches until memory ran out; a learning rate of 1 sends
+# the weights to NaN within a few steps).
+MAX_EPOCHS = 100
+MAX_BATCH_SIZE = 4096
+MAX_LEARNING_RATE = 0.1
+MAX_NEGATIVES = 50
 SCALE = 20.0  # cosine -> logit, sentence-transformers' default for this loss
 MIN_BATCH = 2  # a batch of one skill has no negative
 
@@ -133,12 +140,14 @@ def make_batches(
     batch_size: int,
     epochs: float,
     rng: random.Random,
+    max_batches: int | None = None,
 ) -> list[list[tuple[str, str]]]:
     """Batches of ``(skill id, text)``, each skill at most once per batch.
 
     One epoch uses every text once. Skills are ordered by group (random within it, a random
     rotation each round) and cut into consecutive batches, so a batch's skills are mostly
-    neighbours. ``epochs`` may be fractional (the last epoch is cut short).
+    neighbours. ``epochs`` may be fractional (the last epoch is cut short). No more than
+    ``max_batches`` are made: the epochs after they are reached are never built.
     """
     out: list[list[tuple[str, str]]] = []
     whole, part = int(epochs), epochs - int(epochs)
@@ -162,7 +171,39 @@ def make_batches(
         if epoch == whole:  # the fractional last epoch
             batches = batches[: int(len(batches) * part)]
         out += batches
+        if max_batches is not None and len(out) >= max_batches:
+            return out[:max_batches]
     return out
+
+
+def check_numbers(
+    *,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    max_steps: int | None,
+    negatives_per_text: int,
+) -> None:
+    """``RetrieverError`` naming the first number that cannot make a sane run."""
+    import math
+
+    if not isinstance(batch_size, int) or not MIN_BATCH <= batch_size <= MAX_BATCH_SIZE:
+        raise RetrieverError(
+            f"batch size must be a whole number from {MIN_BATCH} to {MAX_BATCH_SIZE}, "
+            f"not {batch_size}"
+        )
+    if not math.isfinite(epochs) or not 0 < epochs <= MAX_EPOCHS:
+        raise RetrieverError(f"epochs must be above 0 and at most {MAX_EPOCHS}, not {epochs}")
+    if not math.isfinite(learning_rate) or not 0 < learning_rate <= MAX_LEARNING_RATE:
+        raise RetrieverError(
+            f"learning rate must be above 0 and at most {MAX_LEARNING_RATE}, not {learning_rate}"
+        )
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise RetrieverError(f"max steps must be a whole number of at least 1, not {max_steps}")
+    if not isinstance(negatives_per_text, int) or not 0 <= negatives_per_text <= MAX_NEGATIVES:
+        raise RetrieverError(
+            f"hard negatives per text must be from 0 to {MAX_NEGATIVES}, not {negatives_per_text}"
+        )
 
 
 def tune(
@@ -195,14 +236,13 @@ def tune(
         raise RetrieverError(
             f"{out}: already exists and is not an empty folder; choose another --out"
         )
-    if batch_size < MIN_BATCH:
-        raise RetrieverError(f"batch size must be at least {MIN_BATCH}, not {batch_size}")
-    if not epochs > 0:
-        raise RetrieverError(f"epochs must be above 0, not {epochs}")
-    if max_steps is not None and max_steps < 1:
-        raise RetrieverError(f"max steps must be at least 1, not {max_steps}")
-    if negatives_per_text < 0:
-        raise RetrieverError(f"negatives per text must be 0 or more, not {negatives_per_text}")
+    check_numbers(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        negatives_per_text=negatives_per_text,
+    )
     by_skill = texts_of(skills, texts)
     cards = {s.id: card_text(s) for s in skills}
     pairs = sum(len(v) for v in by_skill.values())
@@ -214,8 +254,13 @@ def tune(
     # the batches before the model: a run that cannot train fails in a moment, not after
     # seconds of loading torch
     batches = make_batches(
-        by_skill, {s.id: category(s) for s in skills}, batch_size, epochs, random.Random(seed)
-    )[:max_steps]
+        by_skill,
+        {s.id: category(s) for s in skills},
+        batch_size,
+        epochs,
+        random.Random(seed),
+        max_batches=max_steps,
+    )
     if not batches:
         raise RetrieverError(
             f"no training batch in {epochs} epochs of {pairs} texts: raise --epochs"
@@ -261,6 +306,11 @@ def tune(
         candidates = embed([cards[sid] for sid in ids + extra if sid in cards])
         logits = anchors @ candidates.T * SCALE
         loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+        if not torch.isfinite(loss):  # the weights went to inf/NaN: nothing worth saving
+            raise RetrieverError(
+                f"training diverged at step {step + 1} of {len(batches)} (the loss is "
+                f"{loss.item()}): lower --learning-rate (now {learning_rate})"
+            )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -270,6 +320,7 @@ def tune(
     st.eval()
     st.max_seq_length = reading
     seconds = time.perf_counter() - started
+    _check_finite(st, [cards[sid] for sid in list(cards)[:32]], learning_rate)
 
     report = TuneReport(
         str(out.resolve()),
@@ -296,3 +347,16 @@ def tune(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _check_finite(st, probes: list[str], learning_rate: float) -> None:
+    """Refuse a trained model whose vectors are not finite (its weights went to NaN or
+    inf): an index built with it would rank nothing and print NaN scores."""
+    import numpy as np
+
+    vectors = st.encode(probes or ["probe"], convert_to_numpy=True, show_progress_bar=False)
+    if not np.isfinite(vectors).all():
+        raise RetrieverError(
+            "the trained model gives vectors that are not finite numbers; nothing was "
+            f"saved: lower --learning-rate (now {learning_rate})"
+        )

@@ -75,6 +75,33 @@ class CountingEmbedder(FakeEmbedder):
         return super().encode(texts, progress=progress)
 
 
+def wait_for(condition, what: str, timeout: float = 60.0):
+    """``condition()``'s first true value, polled every 0.1 s; ``AssertionError`` naming
+    ``what`` after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture
+def own_home(tmp_path, monkeypatch) -> Path:
+    """An index home of its own for this test (no other test's server announced there),
+    sharing the session's ONNX export; set here and in every subprocess started."""
+    home = tmp_path / "home"
+    home.mkdir()
+    models = Path(os.environ.get("SKILL_RETRIEVER_HOME", "")) / "models"
+    if models.is_dir():
+        (home / "models").symlink_to(models)
+    monkeypatch.setenv("SKILL_RETRIEVER_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()

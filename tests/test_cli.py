@@ -14,7 +14,7 @@ from conftest import BUNDLED
 EMPTY_HOME = tempfile.mkdtemp(prefix="home-")  # no ~/.claude/skills: the bundled default
 
 
-def retrieve(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def retrieve(*args: str, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": EMPTY_HOME}
     p = subprocess.run(
         [sys.executable, "-m", "retriever.cli", *args],
@@ -22,6 +22,7 @@ def retrieve(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         text=True,
         env=env,
         timeout=600,
+        cwd=cwd,
     )
     if check and p.returncode != 0:
         raise AssertionError(f"exit {p.returncode}: {p.stderr}")

@@ -149,23 +149,20 @@ def test_the_time_budget_gives_up_with_nothing_added(index_args):
 
 
 def test_a_dead_or_silent_server_falls_back_to_searching_here(index_args, bundled_index):
-    from retriever.server import discovery_file
+    from retriever.discovery import servers_folder
 
     expected = run_hook(EVENT, *index_args).stdout
-    path = discovery_file(bundled_index)
-    saved = path.read_bytes() if path.exists() else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        for pid, port in ((2**22 + 17, 9), (os.getpid(), 9)):  # gone; alive but no server
-            entry = {"url": f"http://127.0.0.1:{port}", "pid": pid, "index": str(bundled_index)}
-            path.write_text(json.dumps(entry))
+    folder = servers_folder(bundled_index)
+    folder.mkdir(parents=True, exist_ok=True)
+    for pid, port in ((2**22 + 17, 9), (os.getpid(), 9)):  # gone; alive but no server
+        path = folder / f"{pid}-test.json"
+        entry = {"url": f"http://127.0.0.1:{port}", "pid": pid, "index": str(bundled_index)}
+        path.write_text(json.dumps({**entry, "secret": "s" * 64}))
+        try:
             p = run_hook(EVENT, *index_args)
-            assert (p.returncode, p.stdout, p.stderr) == (0, expected, b"")
-    finally:
-        if saved is None:
+        finally:
             path.unlink()
-        else:
-            path.write_bytes(saved)
+        assert (p.returncode, p.stdout, p.stderr) == (0, expected, b"")
 
 
 def test_print_config_gives_the_settings_entry(tmp_path):
@@ -193,5 +190,5 @@ def test_a_missing_onnx_export_is_not_started_on_a_prompt(tmp_path, index_args):
     p = run_hook(EVENT, *index_args, env={"SKILL_RETRIEVER_HOME": str(tmp_path)})
     out, err = text(p)
     assert p.returncode == 0 and out == "" and err.count("\n") == 1
-    assert "ONNX export is not made yet" in err and " search " in err
+    assert "ONNX export is not made yet" in err and " index --skills " in err
     assert list(tmp_path.iterdir()) == []  # no half-made export left behind

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED, REPO, write
+from conftest import BUNDLED, write
 from minicollection import write_mini
 from test_cli import EMPTY_HOME, retrieve
 
@@ -478,15 +477,6 @@ def test_search_says_when_skill_files_could_not_be_loaded(tmp_path):
     assert (
         "1 skill file could not be loaded and is left out; `retrieve index` lists why" in p.stderr
     )
-
-
-def test_the_readme_python_example_runs_without_user_skill_folders(tmp_path, bundled_index):
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Python API", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    p = python(code, timeout=300, HOME=str(tmp_path), SKILL_RETRIEVER_HOME=str(tmp_path / "h"))
-    assert p.returncode == 0, p.stderr
-    assert "webhooks" in p.stdout
 
 
 def test_no_match_gives_no_langchain_documents_and_mcp_says_it(bundled):

@@ -12,7 +12,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from conftest import BUNDLED
@@ -160,7 +159,7 @@ def test_unknown_routes_methods_and_foreign_hosts_get_json_errors(server):
 def test_the_hook_asks_the_running_server(server, bundled_index, tmp_path):
     from test_hook import EVENT, run_hook
 
-    from retriever.server import discovery_file
+    from retriever.discovery import find_server
 
     args = ("--index", str(bundled_index), "--skills", str(BUNDLED))
     # a model that cannot load: only an answer from the server gets through
@@ -169,7 +168,7 @@ def test_the_hook_asks_the_running_server(server, bundled_index, tmp_path):
     assert via_server.returncode == 0 and via_server.stderr == b""
     context = json.loads(via_server.stdout)["hookSpecificOutput"]["additionalContext"]
     assert "Webhooks" in context
-    announced = discovery_file(bundled_index)
+    announced = find_server(bundled_index).path
     saved = announced.read_bytes()
     announced.unlink()  # no server found: the hook searches in-process
     try:
@@ -293,47 +292,39 @@ def test_a_busy_port_is_one_line_and_exit_2(server, bundled_index):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
-def test_sigterm_stops_cleanly_and_removes_the_discovery_file(
-    tmp_path, monkeypatch, bundled_index, bundled
-):
-    from retriever.server import discovery_file, find_server
+def test_sigterm_stops_cleanly_and_removes_the_discovery_file(own_home, bundled_index, bundled):
+    from retriever.discovery import find_server, servers_folder
 
-    home = tmp_path / "home"  # a home of its own: the module's server announces itself too
-    home.mkdir()
-    models = Path(os.environ.get("SKILL_RETRIEVER_HOME", "")) / "models"
-    if models.is_dir():  # reuse the ONNX export rather than making another
-        (home / "models").symlink_to(models)
-    monkeypatch.setenv("SKILL_RETRIEVER_HOME", str(home))  # here and in the server
+    # own_home: a home of its own (the module's server announces itself too)
     s = Server("--index", str(bundled_index), "--skills", str(BUNDLED), "--no-rebuild")
     found = find_server(bundled_index)
     assert found is not None and found.url == s.url and found.token is None
-    assert (discovery_file(bundled_index).stat().st_mode & 0o777) == 0o600
+    assert (found.path.stat().st_mode & 0o777) == 0o600
+    assert (servers_folder(bundled_index).stat().st_mode & 0o777) == 0o700
     assert request(f"{s.url}/health", token=None)[0] == 200  # no token asked for
     started = time.monotonic()
     assert s.stop() == 0 and time.monotonic() - started < 10
-    assert not discovery_file(bundled_index).exists()
+    assert not found.path.exists()
     assert s.process.stderr.read() == ""
 
 
-def test_a_second_server_of_the_index_hands_the_discovery_file_back(
-    tmp_path, monkeypatch, bundled_index, bundled
-):
-    """Two servers of one index: the second takes the discovery file over, and when it
-    stops the first one is found again (the hook would otherwise search in-process)."""
-    from retriever.server import find_server
+def test_servers_of_one_index_stay_findable_whichever_stops_first(own_home, bundled_index, bundled):
+    """Three servers of one index: the newest is found; stopping the middle one and then
+    the newest leaves the oldest findable (each announces itself in a file of its own; the
+    defect was a single file handed back one step only)."""
+    from retriever.discovery import find_server
 
-    home = tmp_path / "home"
-    home.mkdir()
-    models = Path(os.environ.get("SKILL_RETRIEVER_HOME", "")) / "models"
-    if models.is_dir():
-        (home / "models").symlink_to(models)
-    monkeypatch.setenv("SKILL_RETRIEVER_HOME", str(home))
     args = ("--index", str(bundled_index), "--skills", str(BUNDLED), "--no-rebuild")
     first = Server(*args)
     try:
+        time.sleep(1.1)  # started_at has whole seconds: the newest is told by it
         second = Server(*args)
-        assert find_server(bundled_index).pid == second.process.pid
+        time.sleep(1.1)
+        third = Server(*args)
+        assert find_server(bundled_index).pid == third.process.pid
         assert second.stop() == 0
+        assert find_server(bundled_index).pid == third.process.pid
+        assert third.stop() == 0
         again = find_server(bundled_index)
         assert again is not None and again.pid == first.process.pid and again.url == first.url
     finally:

@@ -10,23 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BUNDLED
+from conftest import BUNDLED, wait_for
 
 pytest.importorskip("watchfiles", reason="the serve extra is not installed")
 
 SKILL = "css-layout"
 PHRASE = "quarterly zebra census spreadsheet"  # in no skill until the edit adds it
 WAIT_S = 60
-
-
-def wait_for(condition, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture

@@ -39,12 +39,19 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
         try:
             skill = _load_one(source, problems)
         except FileProblem as e:
-            problems.append(LoadProblem(display_path(source.path), str(e), skipped=True))
+            problems.append(
+                LoadProblem(display_path(source.path), str(e), skipped=True, code="unreadable")
+            )
             continue
         except Exception as e:  # noqa: BLE001 - one odd file must never stop the load
             log.debug("unexpected error loading %s", source.path, exc_info=True)
             problems.append(
-                LoadProblem(display_path(source.path), f"cannot load skill: {e!r}", skipped=True)
+                LoadProblem(
+                    display_path(source.path),
+                    f"cannot load skill: {e!r}",
+                    skipped=True,
+                    code="unreadable",
+                )
             )
             continue
         kept = skills.get(skill.id)
@@ -56,6 +63,7 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
                     "one is skipped (first root and first path win)",
                     skill.id,
                     skipped=True,
+                    code="duplicate_id",
                 )
             )
             continue
@@ -71,6 +79,7 @@ def load_sources(sources: list[SkillSource], roots: tuple[str, ...] = ()) -> Loa
                         f"handoff to '{rule.target}', which is not in the collection "
                         f"({rule.origin}); it will be reported as unresolved",
                         skill.id,
+                        code="unresolved_handoff",
                     )
                 )
     return LoadReport(skills=tuple(skills.values()), problems=tuple(problems), roots=roots)
@@ -88,6 +97,7 @@ def _phrase_problems(skill: Skill) -> list[LoadProblem]:
                     f"matching reads triggers of at most {MAX_PHRASE_WORDS} words, so this one "
                     "counts only semantically",
                     skill.id,
+                    code="long_phrase",
                 )
             )
     for rule in skill.handoffs:
@@ -99,6 +109,7 @@ def _phrase_problems(skill: Skill) -> list[LoadProblem]:
                     f"has {len(words(phrase)):,} words; rule phrases of more than "
                     f"{MAX_PHRASE_WORDS} words are not matched",
                     skill.id,
+                    code="long_phrase",
                 )
             )
     return out
@@ -123,6 +134,7 @@ def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:
                     r,
                     "no skills found here (expected <dir>/skill.yaml, "
                     "<dir>/<id>.yaml or <dir>/SKILL.md)",
+                    code="empty_root",
                 )
                 for r in empty
             ),

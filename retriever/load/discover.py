@@ -127,6 +127,10 @@ def discover(roots: list[Path] | tuple[Path, ...]) -> list[SkillSource]:
 def unreadable_problems(walk: Walk) -> tuple[LoadProblem, ...]:
     """One load problem per folder the walk could not list."""
     return tuple(
-        LoadProblem(path, f"folder cannot be read ({why}): the skills in it, if any, are left out")
+        LoadProblem(
+            path,
+            f"folder cannot be read ({why}): the skills in it, if any, are left out",
+            code="unreadable",
+        )
         for path, why in walk.unreadable
     )

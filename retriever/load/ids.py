@@ -33,6 +33,7 @@ def folder_id(source: SkillSource, problems: list[LoadProblem]) -> str:
             str(source.path),
             f"the folder name {name!r} is not a usable id (control characters, or over "
             f"{MAX_ID_CHARS} characters); using {usable!r}",
+            code="bad_id",
         )
     )
     return usable
@@ -51,6 +52,7 @@ def skill_id(data: dict[str, Any], source: SkillSource, problems: list[LoadProbl
                 str(source.path),
                 f"field '{key}' should be a one-line name without slashes or control characters "
                 f"(at most {MAX_ID_CHARS}), found {shown}; using the folder name",
+                code="bad_id",
             )
         )
         break

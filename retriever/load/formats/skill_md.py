@@ -63,7 +63,11 @@ class SkillMdFormat(SkillFormat):
         meta: Any = {} if front is None else parse_yaml(front, "front matter", warnings)
         problems.extend(LoadProblem(path, w) for w in warnings)
         if front is None:
-            problems.append(LoadProblem(path, "no YAML front matter (--- name/description ---)"))
+            problems.append(
+                LoadProblem(
+                    path, "no YAML front matter (--- name/description ---)", code="no_front_matter"
+                )
+            )
         if not isinstance(meta, dict):
             raise FileProblem(f"front matter should be a map, found {type(meta).__name__}")
         # The folder name is the id: the Agent Skills format asks for name == folder name, and

@@ -308,7 +308,7 @@ def _side(source: SkillSource, role: str, problems: list[LoadProblem]) -> dict[s
     try:
         return load_map(side, problems)
     except FileProblem as e:
-        problems.append(LoadProblem(str(side), str(e), dropped=True))
+        problems.append(LoadProblem(str(side), str(e), dropped=True, code="side_file"))
         return None
 
 
