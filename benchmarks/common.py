@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from retriever.embed import Embedder
-from retriever.evaluate import METRICS, mean_metrics, query_metrics
+from retriever.authoring.evaluate import METRICS, mean_metrics, query_metrics
+from retriever.index.embed import Embedder
 
 if TYPE_CHECKING:
     import numpy as np
 
     from retriever import SkillRetriever
-    from retriever.embed import SentenceTransformerEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = REPO / "benchmarks"
@@ -105,10 +105,10 @@ class BenchQuery:
 def read_query_file(path: Path) -> list[BenchQuery]:
     """Read ``{"id", "query", "relevant", "source"}`` lines; ``relevant`` may be empty.
 
-    ``retriever.evaluate.read_queries`` does the checking; this adds the file's stem.
+    ``retriever.authoring.evaluate.read_queries`` does the checking; this adds the file's stem.
     """
+    from retriever.authoring.evaluate import read_queries as read_labelled
     from retriever.errors import QueryError
-    from retriever.evaluate import read_queries as read_labelled
 
     try:
         labelled = read_labelled(path, allow_unlabelled=True)
@@ -198,11 +198,11 @@ def open_ours(skills: Path, embedder, config=None, index_dir: Path | None = None
     """Our retriever over ``skills`` with its index under ``benchmarks/results``.
 
     The index is rebuilt when its document table is not what the current
-    ``retriever.documents`` makes of the corpus: the retriever only checks the corpus files
+    ``retriever.index.documents`` makes of the corpus: the retriever only checks the corpus files
     and the model, and this benchmark must measure the code as it is now.
     """
     from retriever import SkillRetriever
-    from retriever.documents import collection_documents
+    from retriever.index.documents import collection_documents
 
     folder = index_dir or index_dir_for(skills)
     r = SkillRetriever.open(skills, index_dir=folder, embedder=embedder, config=config)

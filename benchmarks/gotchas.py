@@ -44,11 +44,11 @@ def edge_ids(skills: Path) -> dict[tuple[str, str], str]:
 
 def measure(skills: Path, queries_file: Path, offtopic_file: Path, index_dir: Path) -> dict:
     from retriever import SkillRetriever
-    from retriever.documents import SHARP_EDGE
-    from retriever.evaluate import mean_metrics, query_metrics
-    from retriever.indexer import subset_index
-    from retriever.rank import ScoringConfig
-    from retriever.search import Searcher
+    from retriever.authoring.evaluate import mean_metrics, query_metrics
+    from retriever.index.build import subset_index
+    from retriever.index.documents import SHARP_EDGE
+    from retriever.search.rank import ScoringConfig
+    from retriever.search.searcher import Searcher
 
     full = SkillRetriever.open(skills, index_dir=index_dir)
     index = full.index

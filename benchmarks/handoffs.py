@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         fail(PROG, str(e))
     from retriever import SkillRetriever
-    from retriever.evaluate import read_queries
-    from retriever.rank import ScoringConfig
+    from retriever.authoring.evaluate import read_queries
+    from retriever.search.rank import ScoringConfig
 
     cases = [json.loads(line) for line in args.cases.read_text().splitlines() if line.strip()]
     dev = read_queries(default_queries())

@@ -52,7 +52,7 @@ from benchmarks.variants import (  # noqa: E402
     no_match,
     with_kind_weight,
 )
-from retriever.documents import (  # noqa: E402
+from retriever.index.documents import (  # noqa: E402
     ANTI_PATTERN,
     CARD,
     HANDOFF_IN,
@@ -64,7 +64,7 @@ from retriever.documents import (  # noqa: E402
     TRIGGER,
     VALIDATION,
 )
-from retriever.rank import ScoringConfig  # noqa: E402
+from retriever.search.rank import ScoringConfig  # noqa: E402
 
 PROG = "kinds"
 BASE_KINDS = (CARD, TRIGGER, TOPICS, PATTERN, ANTI_PATTERN, SECTION)
@@ -74,7 +74,7 @@ WEIGHTS = (0.6, 0.8, 1.0, 1.2)
 
 def sub_index(index, kinds):
     """``index`` with only the documents of ``kinds`` (vectors reused, BM25 rebuilt)."""
-    from retriever.indexer import subset_index
+    from retriever.index.build import subset_index
 
     return subset_index(index, [i for i, d in enumerate(index.documents) if d.kind in kinds])
 
@@ -88,7 +88,7 @@ def bench_over(full, kinds, queries, vectors, dev_stem) -> Bench:
 
 def by_source(bench: Bench, row: Row) -> dict[str, dict[str, float]]:
     """MRR@10 / R@5 of the dev queries split by where they came from (validation, receives)."""
-    from retriever.evaluate import mean_metrics
+    from retriever.authoring.evaluate import mean_metrics
 
     out = {}
     sources = bench.sources
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     # The library indexes only some kinds; this benchmark measures all of them, so its index
     # (a folder of its own) holds every kind, and each variant leaves some out.
-    import retriever.documents as documents_module
+    import retriever.index.documents as documents_module
 
     documents_module.INDEXED_KINDS = documents_module.KINDS
     args.index = args.index or RESULTS / f"index-{args.skills.name}-all-kinds"

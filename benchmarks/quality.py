@@ -13,7 +13,7 @@ Systems, all on the same corpus and queries:
   +10 when the skill's name contains it, +10 when its id (hyphens as spaces) does, +1 when its
   description does; zero scores dropped.
 - ``bm25``: bm25s (Lucene BM25, k1=1.5, b=0.75) over each skill's indexed texts
-  (``retriever.documents.skill_documents`` joined), English stopwords, Snowball stemming.
+  (``retriever.index.documents.skill_documents`` joined), English stopwords, Snowball stemming.
 - ``description``: one all-MiniLM-L6-v2 vector per skill description, cosine.
 - ``trigger-router``: every trigger an utterance (a skill without triggers gets its name as
   its one utterance: semantic-router refuses a route without utterances); the 5 utterances
@@ -133,7 +133,7 @@ class BM25:
 
 def bm25_run(queries: Sequence[BenchQuery], skills, stem: bool = True) -> Run:
     ids = [s.id for s in skills]
-    from retriever.indexer import skill_texts  # what our own BM25 sees of a skill
+    from retriever.index.build import skill_texts  # what our own BM25 sees of a skill
 
     scores = BM25(skill_texts(skills), stem=stem).scores([q.query for q in queries])
     return top_k_run(queries, scores, ids)
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
-    from retriever.embed import SentenceTransformerEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder
     from retriever.load import load_collection
 
     start = time.perf_counter()
@@ -313,7 +313,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
             t = time.perf_counter()
             runs[name] = trigger_router_run(queries, qvecs, skills, vectors)
         elif name in ("ours", "ours-dense"):
-            from retriever.rank import ScoringConfig
+            from retriever.search.rank import ScoringConfig
 
             config = ScoringConfig(**DENSE_ONLY) if name == "ours-dense" else None
             retriever = open_ours(args.skills, embedder, config=config, index_dir=args.index)
@@ -330,7 +330,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
                 run[q.id] = res.skill_ids
             runs[name] = run
         elif name == "ours-tuned":
-            from retriever.embed import make_embedder
+            from retriever.index.embed import make_embedder
 
             # its own index (another model), embedded by the fast path like a user's would be
             folder = RESULTS / f"index-{args.skills.name}-tuned-{args.tuned_model.name}"

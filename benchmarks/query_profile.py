@@ -53,8 +53,8 @@ class StepTimer:
 def profile(corpus: Path, index: Path) -> dict:
     from retriever import SkillRetriever
     from retriever.errors import RetrieverError
-    from retriever.query import clean_query
-    from retriever.rank import ScoringConfig
+    from retriever.search.query import clean_query
+    from retriever.search.rank import ScoringConfig
 
     queries = dev_queries()
     try:

@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         fail(PROG, str(e))
     from retriever import SkillRetriever
-    from retriever.evaluate import query_metrics, read_queries
-    from retriever.selfeval import self_evaluate
+    from retriever.authoring.evaluate import query_metrics, read_queries
+    from retriever.authoring.selfeval import self_evaluate
 
     full = SkillRetriever.open(default_skills(), index_dir=RESULTS / "index-spawner-skills-onnx")
     started = time.perf_counter()

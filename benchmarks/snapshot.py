@@ -78,7 +78,9 @@ def snapshot(out: Path, index_home: Path, sets: list[str]) -> dict[str, str]:
         "retriever.present.terminal:format_result", "retriever.terminal:format_result"
     )
     compact_result = _first(
-        "retriever.present.compact:compact_result", "retriever.mcp_server:compact_result"
+        "retriever.present.compact:compact_result",
+        "retriever.serve.mcp:compact_result",
+        "retriever.mcp_server:compact_result",
     )
     digests = {}
     out.mkdir(parents=True, exist_ok=True)

@@ -156,7 +156,7 @@ HOOK_EVENT = {
 def bench_hook(corpus: Path, index: Path, runs: int) -> dict:
     """`retrieve hook claude-code` per prompt: searching in-process, then asking a running
     `retrieve serve` of the same index."""
-    from retriever.discovery import find_server
+    from retriever.serve.discovery import find_server
 
     event = json.dumps(HOOK_EVENT).encode()
     hook = retrieve_cmd("hook", "claude-code", "--skills", str(corpus), "--index", str(index))
@@ -265,16 +265,16 @@ def bench_synthetic(
     """
     import resource
 
-    import retriever.vectors as vectors_module
-    from retriever.documents import Document
-    from retriever.embed import make_embedder
-    from retriever.index import SkillIndex
-    from retriever.lexical import build_lexical
-    from retriever.rank import ScoringConfig
-    from retriever.search import Searcher
+    import retriever.index.vectors as vectors_module
+    from retriever.index.documents import Document
+    from retriever.index.embed import make_embedder
+    from retriever.index.lexical import build_lexical
+    from retriever.index.store import load_index
+    from retriever.index.tables import SkillIndex
+    from retriever.index.vectors import VectorIndex
+    from retriever.search.rank import ScoringConfig
+    from retriever.search.searcher import Searcher
     from retriever.skill import Skill
-    from retriever.store import load_index
-    from retriever.vectors import VectorIndex
 
     real = load_index(corpus_index)
     base_vectors = real.vectors.all_vectors()

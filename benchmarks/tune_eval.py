@@ -41,14 +41,14 @@ from benchmarks.common import (  # noqa: E402
     shared_dir,
 )
 from benchmarks.variants import dev_half  # noqa: E402
-from retriever.evaluate import mean_metrics, query_metrics  # noqa: E402
+from retriever.authoring.evaluate import mean_metrics, query_metrics  # noqa: E402
 
 PROG = "tune_eval"
 K = 10
 
 
 def evaluate(retriever, queries, groups_of) -> dict[str, dict[str, float]]:
-    """MRR@10 / R@5 / R@1 per group of queries, ranked by ``retriever.search``."""
+    """MRR@10 / R@5 / R@1 per group of queries, ranked by ``retriever.search.searcher``."""
     groups: dict[str, list[dict[str, float]]] = {}
     for q in queries:
         if not q.relevant:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="corpus (default: ../shared/corpora/spawner-skills-holdout)",
     )
-    p.add_argument("--texts", default="problems", help="training texts (retriever.tune)")
+    p.add_argument("--texts", default="problems", help="training texts (retriever.authoring.tune)")
     p.add_argument("--negatives", type=int, default=2, help="hard negatives per text")
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -85,9 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     import shutil
 
     from retriever import SkillRetriever
-    from retriever.embed import make_embedder
+    from retriever.authoring.tune import tune
+    from retriever.index.embed import make_embedder
     from retriever.load import load_collection
-    from retriever.tune import tune
 
     work = RESULTS / "tune"
     work.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Variants of our ranking, tuned on one half of the dev skills, reported on the other half
 and on the hand-written held-out sets. Nothing here changes ``retriever/``: every ranking
-measured is the library's own, ``retriever.rank.candidates`` then ``retriever.rank.rank``
-under one ``ScoringConfig`` per variant.
+measured is the library's own, ``retriever.search.rank.candidates`` then
+``retriever.search.rank.rank`` under one ``ScoringConfig`` per variant.
 
 Run from the repository root::
 
@@ -11,8 +11,9 @@ Run from the repository root::
 
 What a query needs is computed once: its text as the library cleans it, its vector (batch
 encoded, cached, and answered from memory by ``MemoEmbedder``), its nearest documents for
-each candidate count (``VectorIndex.search``, as ``retriever.search`` calls it), its matched
-triggers (``retriever.rank.Triggers``, as the query path finds them) and every skill's BM25
+each candidate count (``VectorIndex.search``, as ``retriever.search.searcher`` calls it), its
+matched triggers (``retriever.search.rank.Triggers``, as the query path finds them) and every
+skill's BM25
 score (the index's ``lexical.scores``). A variant is then a loop over the queries. Groups:
 
 - ``dev-A`` / ``dev-B``: the dev queries split by gold skill (a hash of the skill id), so no
@@ -61,17 +62,17 @@ from benchmarks.common import (  # noqa: E402
     unknown_labels,
 )
 from benchmarks.quality import DENSE_ONLY  # noqa: E402
-from retriever import rank  # noqa: E402
-from retriever.documents import ANTI_PATTERN, KINDS, PATTERN, TRIGGER  # noqa: E402
-from retriever.evaluate import mean_metrics, query_metrics  # noqa: E402
-from retriever.query import clean_query  # noqa: E402
-from retriever.rank import KeywordHit, Ranking, RankingTables, ScoringConfig, Triggers  # noqa: E402
+from retriever.authoring.evaluate import mean_metrics, query_metrics  # noqa: E402
+from retriever.index.documents import ANTI_PATTERN, KINDS, PATTERN, TRIGGER  # noqa: E402
+from retriever.search import rank  # noqa: E402
+from retriever.search.query import clean_query  # noqa: E402
+from retriever.search.rank import KeywordHit, Ranking, RankingTables, ScoringConfig, Triggers  # noqa: E402
 
 if TYPE_CHECKING:
     import numpy as np
 
     from retriever import SkillRetriever
-    from retriever.results import SearchResult
+    from retriever.present.results import SearchResult
 
 PROG = "variants"
 K = 10
@@ -218,7 +219,7 @@ def load_queries_and_vectors(
     """Our retriever over ``args.skills`` (index under benchmarks/results, or ``args.index``),
     the queries of ``args.dev``, ``args.held_out`` and ``args.offtopic``, and their cached
     vectors, which the retriever's embedder answers from memory."""
-    from retriever.embed import SentenceTransformerEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder
 
     files = [args.dev, *args.held_out] + ([args.offtopic] if args.offtopic else [])
     queries = read_queries(files)

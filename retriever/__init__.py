@@ -20,7 +20,7 @@ from retriever.errors import (
     SkillLoadError,
     StaleIndexError,
 )
-from retriever.results import Handoff, Match, PatternHit, SearchResult, SkillHit
+from retriever.present.results import Handoff, Match, PatternHit, SearchResult, SkillHit
 from retriever.skill import AntiPattern, HandoffRule, LoadProblem, LoadReport, Pattern, Skill
 
 __version__ = "0.1.0"

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retriever.documents import Document
 from retriever.errors import (
     IndexError_,
     IndexWriteError,
@@ -19,16 +18,17 @@ from retriever.errors import (
     StaleIndexError,
     UnknownSkillError,
 )
+from retriever.index.documents import Document
 from retriever.paths import PathArg, resolve_roots
-from retriever.rank import ScoringConfig
-from retriever.results import Handoff, SearchResult
+from retriever.present.results import Handoff, SearchResult
+from retriever.search.rank import ScoringConfig
 from retriever.skill import LoadProblem, Skill
 
 if TYPE_CHECKING:
-    from retriever.embed import Embedder
-    from retriever.index import SkillIndex
-    from retriever.search import Searcher
-    from retriever.store import IndexStatus
+    from retriever.index.embed import Embedder
+    from retriever.index.store import IndexStatus
+    from retriever.index.tables import SkillIndex
+    from retriever.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,9 @@ class SkillRetriever:
         changed. ``verify`` hashes every skill file instead: an edit that keeps a file's
         size and times is invisible to metadata.
         """
-        from retriever.embed import make_embedder
+        from retriever.index.embed import make_embedder
+        from retriever.index.store import Prefetch
         from retriever.paths import default_index_dir
-        from retriever.store import Prefetch
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
@@ -123,7 +123,7 @@ class SkillRetriever:
                 index, reason = cls._open_or_build(
                     folder, roots, embedder, rebuild, progress, verify, prefetch
                 )
-                from retriever.search import Searcher
+                from retriever.search.searcher import Searcher
 
                 searcher = Searcher(index, embedder, config or ScoringConfig())
             finally:
@@ -142,8 +142,8 @@ class SkillRetriever:
     ) -> tuple[SkillIndex, str | None]:
         """The index in ``folder``, built first when ``rebuild`` and its state call for it;
         and why it was built (``None``: it was up to date)."""
+        from retriever.index.store import build_lock, index_status, load_index
         from retriever.load.changes import Scan, fingerprint_now, scan_corpus
-        from retriever.store import build_lock, index_status, load_index
 
         scans: list[Scan] = []
 
@@ -198,9 +198,9 @@ class SkillRetriever:
     @staticmethod
     def _build(folder, roots, scan, embedder, progress) -> SkillIndex:
         from retriever import __version__
-        from retriever.indexer import build_index
+        from retriever.index.build import build_index
+        from retriever.index.store import load_index, remove_leftovers, save_index
         from retriever.load.collection import load_sources
-        from retriever.store import load_index, remove_leftovers, save_index
 
         remove_leftovers(folder)
         report = load_sources(scan.sources, tuple(str(r) for r in roots))
@@ -298,7 +298,7 @@ class SkillRetriever:
         ``max_chars`` for characters (default: 6,000 characters). Empty for a no-match
         result, or when not even the first skill's heading and description fit.
         """
-        from retriever.render import render_result
+        from retriever.present.markdown import render_result
 
         listed = self._listed_skills(result)
         if max_tokens is not None:
@@ -323,7 +323,7 @@ def _announce_build(skills, previous, model_id: str) -> None:
     minutes, and a user (or a CI log, where stderr is no terminal) should know why."""
     import os
 
-    from retriever.documents import collection_documents
+    from retriever.index.documents import collection_documents
 
     texts = {d.text for d in collection_documents(skills)}
     if previous is not None and previous.manifest.get("model") == model_id:
@@ -349,7 +349,7 @@ def _announce_build(skills, previous, model_id: str) -> None:
 def _corpus_record(folder: Path) -> Any:
     """The record of the skill files the current index in ``folder`` was built from (its
     hashes are reused for the files whose metadata is unchanged), or ``None``."""
-    from retriever.store import read_manifest
+    from retriever.index.store import read_manifest
 
     try:
         return (read_manifest(folder) or {}).get("corpus")
@@ -361,7 +361,7 @@ def _import_native_modules(embedder: Embedder) -> None:
     """Import, on the calling thread, the native modules that opening and searching use."""
     import numpy  # noqa: F401
 
-    from retriever import lexical, vectors
+    from retriever.index import lexical, vectors
 
     vectors.import_library()
     lexical.import_stemmer()

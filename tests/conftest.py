@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.embed import Embedder
+from retriever.index.embed import Embedder
 
 REPO = Path(__file__).resolve().parent.parent
 # ../shared beside the project's root; SKILL_RETRIEVER_SHARED points elsewhere.
@@ -51,7 +51,7 @@ class FakeEmbedder(Embedder):
     dimension = 256
 
     def encode(self, texts, *, progress=False):
-        from retriever.keywords import words
+        from retriever.phrases import words
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for i, t in enumerate(texts):

@@ -15,7 +15,7 @@ import pytest
 from conftest import BUNDLED
 from test_hook import EVENT, run_hook
 
-from retriever import discovery
+from retriever.serve import discovery
 
 
 class FakeServer:

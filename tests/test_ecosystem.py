@@ -10,7 +10,7 @@ from minicollection import write_mini
 from test_cli import retrieve
 
 from retriever import SkillRetriever
-from retriever.lint import lint
+from retriever.authoring.lint import lint
 from retriever.load import load_collection
 
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from retriever.authoring.evaluate import evaluate, query_metrics, read_queries
 from retriever.errors import QueryError
-from retriever.evaluate import evaluate, query_metrics, read_queries
 
 
 def test_metrics_of_one_query():

@@ -9,9 +9,9 @@ import pytest
 from conftest import DEV_QUERIES, require_shared
 
 from retriever import SkillRetriever
-from retriever.embed import SentenceTransformerEmbedder, make_embedder
 from retriever.errors import ModelError
-from retriever.onnx_backend import ONNX_FILE, OnnxEmbedder, token_batches
+from retriever.index.embed import SentenceTransformerEmbedder, make_embedder
+from retriever.index.onnx import ONNX_FILE, OnnxEmbedder, token_batches
 
 TEXTS = [
     "my webhook handler processes the same event twice",
@@ -100,7 +100,7 @@ def unexportable_model(tmp_path_factory, slow):
 
 def test_unexportable_model_falls_back_with_a_notice(tmp_path, unexportable_model, caplog):
     embedder = make_embedder(unexportable_model, models_home=tmp_path)
-    with caplog.at_level(logging.WARNING, logger="retriever.embed"):
+    with caplog.at_level(logging.WARNING, logger="retriever.index.embed"):
         v = embedder.encode(["hello world"])
     assert v.shape == (1, 384)
     assert "fast ONNX path unavailable" in caplog.text and "Dense" in caplog.text
@@ -120,8 +120,8 @@ def test_unexportable_model_falls_back_with_a_notice(tmp_path, unexportable_mode
 def test_same_top10_on_the_dev_queries(spawner, spawner_index, every):
     """The ranking from the ONNX path equals the sentence-transformers path's, query by query."""
     require_shared(DEV_QUERIES)
-    from retriever.evaluate import read_queries
-    from retriever.rank import ScoringConfig
+    from retriever.authoring.evaluate import read_queries
+    from retriever.search.rank import ScoringConfig
 
     # More candidates than the default 256: a skill whose only near document sits at the
     # 256th place is in one path's candidates and not the other's when the two vectors

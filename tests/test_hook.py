@@ -149,7 +149,7 @@ def test_the_time_budget_gives_up_with_nothing_added(index_args):
 
 
 def test_a_dead_or_silent_server_falls_back_to_searching_here(index_args, bundled_index):
-    from retriever.discovery import servers_folder
+    from retriever.serve.discovery import servers_folder
 
     expected = run_hook(EVENT, *index_args).stdout
     folder = servers_folder(bundled_index)

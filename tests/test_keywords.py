@@ -2,7 +2,7 @@
 
 import pytest
 
-from retriever.keywords import MAX_PHRASE_WORDS, PhraseMatcher, words
+from retriever.phrases import MAX_PHRASE_WORDS, PhraseMatcher, words
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import DEV_QUERIES, SPAWNER, require_shared
 
-from retriever.lexical import LexicalIndex, build_lexical
+from retriever.index.lexical import LexicalIndex, build_lexical
 
 TEXTS = [
     "The caching layer serves stale data after every deploy",
@@ -57,7 +57,7 @@ def test_small_corpus_scores_and_round_trip(tmp_path):
 @pytest.mark.shared
 def test_equal_to_bm25s_on_every_dev_query():
     require_shared(SPAWNER, DEV_QUERIES)
-    from retriever.indexer import skill_texts
+    from retriever.index.build import skill_texts
     from retriever.load import load_collection
 
     texts = skill_texts(load_collection([SPAWNER]).skills)

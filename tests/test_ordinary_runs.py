@@ -326,7 +326,7 @@ def test_index_pointing_at_a_regular_file(tmp_path, fake_embedder):
 
 
 def test_an_unknown_model_name_fails_at_once_and_once(tmp_path):
-    from retriever.embed import make_embedder
+    from retriever.index.embed import make_embedder
 
     with pytest.raises(ModelError, match="neither a folder nor in the Hugging Face cache"):
         make_embedder("no-such-org/no-such-model")
@@ -417,16 +417,16 @@ def test_a_query_of_emoji_then_a_word_is_not_empty(bundled):
 
 
 def test_shown_scores_never_cross_a_threshold():
-    from retriever.results import shown
+    from retriever.present.results import shown
 
     assert shown(0.4199) == "0.41" and shown(0.41996) == "0.42" and shown(0.42) == "0.42"
     assert shown(-0.0001) == "-0.01" and shown(0.5) == "0.50"
 
 
 def test_no_match_is_said_once_and_agrees_with_the_numbers(bundled):
-    from retriever.rank import ScoringConfig
-    from retriever.results import shown
-    from retriever.terminal import format_result
+    from retriever.present.results import shown
+    from retriever.present.terminal import format_result
+    from retriever.search.rank import ScoringConfig
 
     r = bundled.search("how do I bake sourdough bread at home", k=3)
     assert r.no_match
@@ -453,7 +453,7 @@ def test_best_patterns_across_skills_are_best_first(bundled):
 
 
 def test_handoff_targets_are_listed_apart_from_the_ranking(bundled):
-    from retriever.terminal import format_result
+    from retriever.present.terminal import format_result
 
     q = "pods keep restarting over and over a few seconds after they start"
     r = bundled.search(q, k=3)
@@ -482,7 +482,7 @@ def test_search_says_when_skill_files_could_not_be_loaded(tmp_path):
 def test_no_match_gives_no_langchain_documents_and_mcp_says_it(bundled):
     pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
     from retriever.integrations.langchain import SkillLangChainRetriever
-    from retriever.mcp_server import compact_result
+    from retriever.serve.mcp import compact_result
 
     q = "how do I bake sourdough bread at home"
     assert SkillLangChainRetriever(skill_retriever=bundled, k=3).invoke(q) == []

@@ -11,7 +11,7 @@ from conftest import write
 from test_cli import retrieve
 
 from retriever import SkillRetriever
-from retriever.documents import (
+from retriever.index.documents import (
     HANDOFF_IN,
     INDEXED_KINDS,
     RECEIVES,
@@ -135,7 +135,7 @@ def test_documents_of_the_problem_kinds(tmp_path):
 
 
 def test_receives_and_incoming_documents_when_indexed(tmp_path, monkeypatch):
-    import retriever.documents as documents
+    import retriever.index.documents as documents
 
     monkeypatch.setattr(documents, "INDEXED_KINDS", documents.KINDS)
     report = load_collection([write_problem_skills(tmp_path)])
@@ -169,7 +169,7 @@ def test_a_described_gotcha_comes_first_with_its_fix(bundled, gotcha_result):
 
 
 def test_the_gotcha_leads_the_terminal_and_the_markdown(bundled, gotcha_result):
-    from retriever.terminal import format_result
+    from retriever.present.terminal import format_result
 
     text = format_result(gotcha_result)
     edge = bundled.skill("webhooks").sharp_edges[0]
@@ -184,7 +184,7 @@ def test_the_gotcha_leads_the_terminal_and_the_markdown(bundled, gotcha_result):
 
 
 def test_a_check_answers_too_and_get_skill_renders_the_new_sections(bundled):
-    from retriever.render import render_skill
+    from retriever.present.markdown import render_skill
 
     r = bundled.search("the HMAC signature is compared with a plain == which leaks timing", k=3)
     assert any(a.kind == VALIDATION and a.skill_id == "webhooks" for a in r.answers)
@@ -252,7 +252,7 @@ def test_a_lone_common_word_does_not_fire_a_rule_on_its_own(tmp_path, fake_embed
 
 
 def test_mcp_compact_result_leads_with_the_answers(gotcha_result):
-    from retriever.mcp_server import compact_result
+    from retriever.serve.mcp import compact_result
 
     compact = compact_result(gotcha_result)
     assert list(compact)[:2] == ["query", "answers"]

@@ -5,8 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from retriever.documents import Document
-from retriever.rank import (
+from retriever.index.documents import Document
+from retriever.present.results import KEYWORD, SEMANTIC
+from retriever.search.rank import (
     KeywordHit,
     RankingTables,
     ScoringConfig,
@@ -15,7 +16,6 @@ from retriever.rank import (
     handoff_score,
     rank,
 )
-from retriever.results import KEYWORD, SEMANTIC
 
 
 def table(*docs, config=None):

@@ -131,7 +131,7 @@ def test_flipped_bytes_inside_the_faiss_file(built, fake_embedder):
 
 
 def test_disk_full_while_writing(built, fake_embedder, monkeypatch):
-    import retriever.store as store
+    import retriever.index.store as store
 
     root, idx = built
     before = os.readlink(idx / "current")
@@ -155,7 +155,7 @@ def test_read_only_index_folder(built, fake_embedder, monkeypatch):
     """
     import fcntl
 
-    import retriever.store as store
+    import retriever.index.store as store
 
     root, idx = built
 
@@ -219,7 +219,7 @@ def test_two_builds_at_once_one_waits(tmp_path):
 
 
 def test_searches_during_rebuilds_see_old_or_new_never_a_mix(tmp_path, fake_embedder):
-    from retriever.store import load_index
+    from retriever.index.store import load_index
 
     root = write_mini(tmp_path / "skills")
     idx = tmp_path / "idx"

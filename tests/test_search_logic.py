@@ -7,8 +7,8 @@ from minicollection import write_mini
 
 from retriever import SkillRetriever
 from retriever.errors import QueryError, UnknownSkillError
-from retriever.handoffs import rule_phrases
-from retriever.rank import ScoringConfig
+from retriever.rules import rule_phrases
+from retriever.search.rank import ScoringConfig
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_the_exact_scan_finds_what_faiss_finds():
     path); asked for all of them, FAISS searches: the top rows and scores agree."""
     import numpy as np
 
-    from retriever.vectors import VectorIndex
+    from retriever.index.vectors import VectorIndex
 
     rng = np.random.default_rng(5)
     vectors = rng.standard_normal((5000, 64)).astype(np.float32)
@@ -163,8 +163,8 @@ def test_an_ivf_index_searches_and_reads_vectors_back(monkeypatch):
     row (what scoring a returned skill's patterns needs)."""
     import numpy as np
 
-    import retriever.vectors as vectors_module
-    from retriever.vectors import VectorIndex
+    import retriever.index.vectors as vectors_module
+    from retriever.index.vectors import VectorIndex
 
     monkeypatch.setattr(vectors_module, "EXACT_MAX_DOCUMENTS", 100)
     rng = np.random.default_rng(6)
@@ -181,7 +181,7 @@ def test_an_ivf_index_searches_and_reads_vectors_back(monkeypatch):
 def test_inner_products_equal_numpy():
     import numpy as np
 
-    from retriever.vectors import VectorIndex, inner_products
+    from retriever.index.vectors import VectorIndex, inner_products
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((1000, 384)).astype(np.float32)

@@ -10,9 +10,9 @@ import pytest
 from conftest import write
 
 from retriever import SkillRetriever
-from retriever.overlap import COLLISION_LIMIT, collision_share, overlap_findings
-from retriever.report_html import render_html
-from retriever.selfeval import fold_of, self_evaluate, self_questions
+from retriever.authoring.overlap import COLLISION_LIMIT, collision_share, overlap_findings
+from retriever.authoring.report import render_html
+from retriever.authoring.selfeval import fold_of, self_evaluate, self_questions
 
 
 def twins(root):

@@ -159,7 +159,7 @@ def test_unknown_routes_methods_and_foreign_hosts_get_json_errors(server):
 def test_the_hook_asks_the_running_server(server, bundled_index, tmp_path):
     from test_hook import EVENT, run_hook
 
-    from retriever.discovery import find_server
+    from retriever.serve.discovery import find_server
 
     args = ("--index", str(bundled_index), "--skills", str(BUNDLED))
     # a model that cannot load: only an answer from the server gets through
@@ -293,7 +293,7 @@ def test_a_busy_port_is_one_line_and_exit_2(server, bundled_index):
 
 
 def test_sigterm_stops_cleanly_and_removes_the_discovery_file(own_home, bundled_index, bundled):
-    from retriever.discovery import find_server, servers_folder
+    from retriever.serve.discovery import find_server, servers_folder
 
     # own_home: a home of its own (the module's server announces itself too)
     s = Server("--index", str(bundled_index), "--skills", str(BUNDLED), "--no-rebuild")
@@ -312,7 +312,7 @@ def test_servers_of_one_index_stay_findable_whichever_stops_first(own_home, bund
     """Three servers of one index: the newest is found; stopping the middle one and then
     the newest leaves the oldest findable (each announces itself in a file of its own; the
     defect was a single file handed back one step only)."""
-    from retriever.discovery import find_server
+    from retriever.serve.discovery import find_server
 
     args = ("--index", str(bundled_index), "--skills", str(BUNDLED), "--no-rebuild")
     first = Server(*args)

@@ -158,7 +158,7 @@ def server(bundled_index, bundled, tmp_path_factory):
 def test_the_soft_open_file_limit_is_raised_for_the_cap(server):
     """Started with a soft limit of 512 and a hard one of 4096, the server raises its soft
     limit to what MAX_CONNECTIONS needs (not to the hard limit: no more is used)."""
-    from retriever.server import ACCEPT_BATCH, ACCEPT_PASSES, FD_SPARE, MAX_CONNECTIONS
+    from retriever.serve.http import ACCEPT_BATCH, ACCEPT_PASSES, FD_SPARE, MAX_CONNECTIONS
 
     limits = Path(f"/proc/{server.process.pid}/limits")
     if not limits.exists():
@@ -375,7 +375,7 @@ def test_the_host_check_is_at_least_as_strict_as_the_sdks(host, origin, local):
     from mcp.server.transport_security import TransportSecurityMiddleware as SDK
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from retriever.server import _local_request
+    from retriever.serve.http import _local_request
 
     headers = {b"host": host.encode()}
     if origin is not None:
@@ -393,7 +393,7 @@ def test_the_host_check_is_at_least_as_strict_as_the_sdks(host, origin, local):
 
 
 def test_limits_from_the_environment_and_the_cap_from_the_file_limit():
-    from retriever.server import (
+    from retriever.serve.http import (
         ACCEPT_BATCH,
         ACCEPT_PASSES,
         FD_SPARE,

@@ -8,7 +8,7 @@ import pytest
 from conftest import DEV_QUERIES, SPAWNER, require_shared
 from test_cli import retrieve
 
-from retriever.evaluate import evaluate, read_queries
+from retriever.authoring.evaluate import evaluate, read_queries
 
 pytestmark = pytest.mark.shared
 

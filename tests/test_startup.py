@@ -13,8 +13,8 @@ import pytest
 from minicollection import write_mini
 
 from retriever import SkillRetriever
+from retriever.index.store import CURRENT, MANIFEST
 from retriever.load import changes
-from retriever.store import CURRENT, MANIFEST
 
 
 def settle():
@@ -155,7 +155,7 @@ def test_cli_verify_flag(tmp_path):
 
 def test_an_index_of_other_documents_is_stale(built, monkeypatch):
     """Code that makes other documents (another kind indexed, another cut) rebuilds."""
-    from retriever import documents
+    from retriever.index import documents
 
     _, _, reopen = built
     monkeypatch.setattr(documents, "REVISION", documents.REVISION + 1)

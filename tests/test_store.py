@@ -11,7 +11,7 @@ from minicollection import write_mini
 
 from retriever import SkillRetriever
 from retriever.errors import IndexError_, StaleIndexError
-from retriever.store import FORMAT_VERSION
+from retriever.index.store import FORMAT_VERSION
 
 
 class OtherModel(FakeEmbedder):
@@ -124,7 +124,7 @@ def test_damage_is_detected_then_rebuilt(setup, fake_embedder, damage, message):
 
 def test_counts_out_of_step_with_a_consistent_manifest(setup, fake_embedder):
     """Even with hashes recomputed, vectors and documents must agree."""
-    from retriever.store import DOCUMENTS, MANIFEST, _write_documents, file_sha256, load_index
+    from retriever.index.store import DOCUMENTS, MANIFEST, _write_documents, file_sha256, load_index
 
     root, idx, _ = setup
     v = idx / "current"
@@ -139,7 +139,7 @@ def test_counts_out_of_step_with_a_consistent_manifest(setup, fake_embedder):
 
 
 def test_unknown_format_version_is_refused(setup, fake_embedder):
-    from retriever.store import MANIFEST
+    from retriever.index.store import MANIFEST
 
     root, idx, _ = setup
     m = json.loads((idx / "current" / MANIFEST).read_text())
@@ -162,7 +162,7 @@ def test_rebuild_swaps_versions_and_keeps_the_previous_one(setup, fake_embedder)
 
 
 def test_failed_build_leaves_the_good_index(setup, fake_embedder):
-    from retriever.store import load_index
+    from retriever.index.store import load_index
 
     root, idx, _ = setup
     before = os.readlink(idx / "current")
@@ -207,7 +207,7 @@ def test_keyword_rules_are_not_embedded_and_never_poison_the_cache(setup):
 def test_a_fresh_build_is_used_as_built_not_read_back(tmp_path, fake_embedder, monkeypatch):
     """Each data file is hashed once, when written: the build's own index is searched, not a
     copy read back from disk and hashed again."""
-    import retriever.store as store
+    import retriever.index.store as store
 
     hashed = []
     real = store.file_sha256
@@ -223,8 +223,8 @@ def test_a_fresh_build_is_used_as_built_not_read_back(tmp_path, fake_embedder, m
 def test_status_says_why_and_warns_about_an_index_from_a_newer_version(
     setup, fake_embedder, caplog
 ):
+    from retriever.index.store import MANIFEST, index_status
     from retriever.load import corpus_fingerprint, discover
-    from retriever.store import MANIFEST, index_status
 
     root, idx, first = setup
     fingerprint = corpus_fingerprint(discover([root]))
@@ -242,6 +242,6 @@ def test_status_says_why_and_warns_about_an_index_from_a_newer_version(
     m["package_version"] = "99.0.0"
     (idx / "current" / MANIFEST).write_text(json.dumps(m))
     assert index_status(idx, fake_embedder.model_id, fingerprint).newer_writer == "99.0.0"
-    with caplog.at_level("WARNING", logger="retriever.store"):
+    with caplog.at_level("WARNING", logger="retriever.index.store"):
         SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
     assert "written by skill-retriever 99.0.0, newer than this" in caplog.text

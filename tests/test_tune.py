@@ -11,10 +11,10 @@ import pytest
 from conftest import BUNDLED
 from test_cli import retrieve
 
+from retriever.authoring.tune import TUNE_FILE, make_batches, training_texts, tune
 from retriever.errors import RetrieverError
 from retriever.load import load_collection
 from retriever.skill import Skill
-from retriever.tune import TUNE_FILE, make_batches, training_texts, tune
 
 
 def test_training_texts_prefer_when_and_why():
@@ -94,7 +94,7 @@ def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
     assert report["steps"] == 2 and report["skills"] == 26 and report["pairs"] > 100
     assert json.loads((out / TUNE_FILE).read_text())["steps"] == 2
 
-    from retriever.embed import SentenceTransformerEmbedder, make_embedder
+    from retriever.index.embed import SentenceTransformerEmbedder, make_embedder
 
     text = ["my webhook handler processes the same event twice"]
     tuned = make_embedder(str(out), models_home=tmp_path / "models").encode(text)

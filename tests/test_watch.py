@@ -24,7 +24,7 @@ def live(tmp_path, bundled_index, bundled):
     """A copy of the bundled collection, its index (reusing the session's vectors), served
     live and watched."""
     from retriever import SkillRetriever
-    from retriever.watch import LiveRetriever, SkillWatcher
+    from retriever.serve.live import LiveRetriever, SkillWatcher
 
     skills = tmp_path / "skills"
     shutil.copytree(BUNDLED, skills)
@@ -84,7 +84,7 @@ def test_an_edited_trigger_is_served_with_no_failed_query_during_the_swap(live):
 
 
 def test_a_broken_edit_keeps_the_last_good_index_serving(live):
-    from retriever.server import health
+    from retriever.serve.http import health
 
     path = skill_file(live)
     good = path.read_text(encoding="utf-8")

@@ -50,7 +50,7 @@ class Served:
 
     def __init__(self, root: Path, index: Path, bundled, *, watch: bool = True) -> None:
         from retriever import SkillRetriever
-        from retriever.watch import LiveRetriever, SkillWatcher
+        from retriever.serve.live import LiveRetriever, SkillWatcher
 
         retriever = SkillRetriever.open(root, index_dir=index, embedder=bundled.embedder)
         self.live = LiveRetriever(retriever, [root])
@@ -100,7 +100,7 @@ def _mv_swap(root: Path, new: Path) -> None:
 def test_a_replaced_root_is_watched_again(served, tmp_path, index, replace):
     """The replacement is served, and so are edits made in the new folder afterwards (they
     were lost: inotify kept watching the old folder)."""
-    from retriever.server import health
+    from retriever.serve.http import health
 
     live, root = served.live, served.live.roots[0]
     replace(root, edited_copy(tmp_path / "new"))
@@ -174,7 +174,7 @@ def test_a_switched_link_is_stale_until_reloaded(tmp_path, index, bundled):
 
 
 def test_a_switched_link_is_served_and_watched(tmp_path, index, bundled):
-    from retriever.server import health
+    from retriever.serve.http import health
 
     v1 = tmp_path / "v1"
     shutil.copytree(BUNDLED, v1)

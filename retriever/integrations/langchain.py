@@ -24,7 +24,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "the LangChain adapter needs langchain-core: pip install 'skill-retriever[langchain]'"
     ) from e
 
-from retriever.render import render_skill
+from retriever.present.markdown import render_skill
 
 
 class SkillLangChainRetriever(BaseRetriever):

@@ -11,13 +11,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from retriever.handoffs import long_phrases
-from retriever.keywords import MAX_PHRASE_WORDS, too_long, words
 from retriever.load.changes import digest
 from retriever.load.discover import scan, unreadable_problems
 from retriever.load.files import FileProblem
 from retriever.load.formats import BY_NAME
 from retriever.load.source import SkillSource, display_path
+from retriever.phrases import MAX_PHRASE_WORDS, too_long, words
+from retriever.rules import long_phrases
 from retriever.skill import LoadProblem, LoadReport, Skill
 
 log = logging.getLogger(__name__)

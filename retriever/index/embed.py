@@ -59,7 +59,7 @@ class Embedder(abc.ABC):
     def count_tokens(self, text: str) -> int:
         """How many tokens the model makes of ``text``, for token budgets (default: its
         words, and a token per line break)."""
-        from retriever.keywords import words
+        from retriever.phrases import words
 
         return len(words(text)) + text.count("\n")
 
@@ -237,7 +237,7 @@ class _ExportingEmbedder(Embedder):
             return self._delegate
 
     def _export(self) -> Embedder:
-        from retriever.onnx_backend import MIN_COSINE, OnnxEmbedder, check_export, export_model
+        from retriever.index.onnx import MIN_COSINE, OnnxEmbedder, check_export, export_model
 
         slow = SentenceTransformerEmbedder(self._model)
         exported = (self._folder / "export.json").is_file()
@@ -298,7 +298,7 @@ def make_embedder(
         raise ModelError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
     if backend == "torch":
         return SentenceTransformerEmbedder(model)
-    from retriever.onnx_backend import META_FILE, OnnxEmbedder, export_dir
+    from retriever.index.onnx import META_FILE, OnnxEmbedder, export_dir
     from retriever.paths import index_home
 
     model_id, load_from = resolve_model(model)

@@ -2,7 +2,7 @@
 
 Two read-only tools, ``search_skills`` (compact JSON text, and the same as structured
 content under an output schema) and ``get_skill`` (Markdown), and every skill as a resource
-``skill://ID``. Served over stdio here (``serve``); ``retriever.server`` mounts the same
+``skill://ID``. Served over stdio here (``serve``); ``retriever.serve.http`` mounts the same
 server on streamable HTTP.
 
 The model and the index are opened once, when the server starts; each tool call is then a
@@ -27,7 +27,7 @@ from retriever.api import SkillRetriever
 from retriever.errors import RetrieverError
 
 if TYPE_CHECKING:
-    from retriever.watch import LiveRetriever
+    from retriever.serve.live import LiveRetriever
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _search_output_model() -> Any:
 
 def _current_of(source: SkillRetriever | LiveRetriever) -> Callable[[], SkillRetriever]:
     """The retriever to answer with, read at each call (a live one is swapped on reload)."""
-    from retriever.watch import LiveRetriever
+    from retriever.serve.live import LiveRetriever
 
     if isinstance(source, LiveRetriever):
         return lambda: source.current
@@ -185,7 +185,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     from mcp_types import Resource as ResourceInfo
 
     from retriever import __version__
-    from retriever.render import render_skill
+    from retriever.present.markdown import render_skill
 
     current = _current_of(source)
     read_only = ToolAnnotations(

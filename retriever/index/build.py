@@ -6,13 +6,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retriever.documents import collection_documents, recipe
-from retriever.embed import Embedder, require_finite
-from retriever.handoffs import compile_rules
-from retriever.index import SkillIndex
-from retriever.lexical import build_lexical
+from retriever.index.documents import collection_documents, recipe
+from retriever.index.embed import Embedder, require_finite
+from retriever.index.lexical import build_lexical
+from retriever.index.tables import SkillIndex
+from retriever.index.vectors import VectorIndex
+from retriever.rules import compile_rules
 from retriever.skill import LoadReport, Skill
-from retriever.vectors import VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np

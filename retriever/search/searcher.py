@@ -10,23 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retriever.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
-from retriever.embed import Embedder, require_finite
 from retriever.errors import QueryError
-from retriever.handoffs import HandoffRules
-from retriever.query import clean_query
-from retriever.rank import (
-    Candidates,
-    DocHit,
-    Ranked,
-    RankingTables,
-    ScoringConfig,
-    Triggers,
-    candidates,
-    handoff_score,
-    rank,
-)
-from retriever.results import (
+from retriever.index.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
+from retriever.index.embed import Embedder, require_finite
+from retriever.present.results import (
     HANDOFF,
     KEYWORD,
     NO_MATCH_NOTE,
@@ -39,11 +26,24 @@ from retriever.results import (
     SkillHit,
     shown,
 )
+from retriever.search.handoffs import HandoffRules
+from retriever.search.query import clean_query
+from retriever.search.rank import (
+    Candidates,
+    DocHit,
+    Ranked,
+    RankingTables,
+    ScoringConfig,
+    Triggers,
+    candidates,
+    handoff_score,
+    rank,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from retriever.index import SkillIndex
+    from retriever.index.tables import SkillIndex
     from retriever.skill import Skill
 
 PATTERN_KINDS = (PATTERN, ANTI_PATTERN)
@@ -88,7 +88,7 @@ class Searcher:
     def __init__(self, index: SkillIndex, embedder: Embedder, config: ScoringConfig) -> None:
         import numpy as np
 
-        from retriever.index import SkillTable
+        from retriever.index.tables import SkillTable
 
         self.config = config
         self.embedder = embedder

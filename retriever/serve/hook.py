@@ -109,7 +109,7 @@ def worth_searching(prompt: str, min_words: int) -> bool:
 def find_context(prompt: str, args: Any, deadline: float) -> str:
     """The Markdown to add for ``prompt`` ("" when nothing fits): from a running server of
     the same index when there is one, else searched here."""
-    from retriever.discovery import find_server
+    from retriever.serve.discovery import find_server
 
     query = prompt.strip()[:MAX_PROMPT_CHARS]
     k = args.k or DEFAULT_K
@@ -133,7 +133,7 @@ def find_context(prompt: str, args: Any, deadline: float) -> str:
 def index_folder(args: Any) -> Path:
     """The index folder ``SkillRetriever.open`` would use for these options, worked out
     without loading anything (so the path to a running server stays cheap)."""
-    from retriever.embed import resolve_model
+    from retriever.index.embed import resolve_model
     from retriever.paths import default_index_dir, resolve_roots
 
     if args.index:
@@ -196,9 +196,9 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
     """``(query as searched, Markdown)`` from the index on disk, which must be there and up
     to date: building one takes minutes, far too long for a prompt."""
     from retriever.api import SkillRetriever
-    from retriever.embed import SentenceTransformerEmbedder, make_embedder
     from retriever.errors import IndexError_, QueryError
-    from retriever.onnx_backend import OnnxEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder, make_embedder
+    from retriever.index.onnx import OnnxEmbedder
 
     embedder = make_embedder(args.model, args.backend)
     if not isinstance(embedder, (OnnxEmbedder, SentenceTransformerEmbedder)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from html import escape
 
-from retriever.selfeval import METRICS, SelfEvalReport
+from retriever.authoring.selfeval import METRICS, SelfEvalReport
 
 WORST = 25  # skills in the table
 BARS = 20  # confusion pairs in the chart

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from retriever.documents import PATTERN, SHARP_EDGE
-from retriever.results import SearchResult
+from retriever.index.documents import PATTERN, SHARP_EDGE
+from retriever.present.results import SearchResult
 from retriever.skill import AntiPattern, Check, Pattern, SharpEdge, Skill
 
 

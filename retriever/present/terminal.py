@@ -6,8 +6,8 @@ import re
 import shutil
 import textwrap
 
-from retriever.documents import SHARP_EDGE
-from retriever.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
+from retriever.index.documents import SHARP_EDGE
+from retriever.present.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
 from retriever.skill import Skill
 
 # Every C0/C1 control character but the newline: skill text is printed as data, and an

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from retriever.errors import QueryError
-from retriever.keywords import word_spans
+from retriever.phrases import word_spans
 
 # A query is cut to this many words (after cleaning): far beyond what the model reads (256
 # tokens for the default model), and it bounds the keyword matching of a pasted document.

@@ -19,7 +19,7 @@ set from the open-file limit the connection that has waited longest without a wh
 is closed to make room. ``$SKILL_RETRIEVER_SERVE_LIMITS`` (``connections=50,
 header_timeout=1,...``) overrides the numbers, for tests and benchmarks.
 
-A running server announces itself (``retriever.discovery``) so that ``retrieve hook`` and
+A running server announces itself (``retriever.serve.discovery``) so that ``retrieve hook`` and
 ``retrieve doctor`` find it for the same index, and answers ``GET /identity`` without a
 token so that they can check it is that server before sending one. Only the standard
 library is imported at module level.
@@ -39,11 +39,11 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from retriever.discovery import IDENTITY_PATH, announced, identity
 from retriever.errors import RetrieverError
+from retriever.serve.discovery import IDENTITY_PATH, announced, identity
 
 if TYPE_CHECKING:
-    from retriever.watch import LiveRetriever
+    from retriever.serve.live import LiveRetriever
 
 log = logging.getLogger(__name__)
 
@@ -455,7 +455,7 @@ class GuardMiddleware:
             await _send_json(send, 421, {"error": "Host or Origin is not this local server"})
             return
         # /identity answers without a token: a client proves who the server is before it
-        # sends the token (``retriever.discovery``); it reveals nothing else
+        # sends the token (``retriever.serve.discovery``); it reveals nothing else
         if (
             self.expected is not None
             and scope.get("path") != IDENTITY_PATH
@@ -503,10 +503,10 @@ def mend_surrogate_escapes(body: bytes) -> bytes:
     """A JSON body with its lone surrogate escapes (``"\\ud800"``) replaced by ``\\ufffd``
     (the same length: Content-Length still holds). The MCP SDK's parser refuses them and
     answers a parse error where /search cleans the query; mended, /mcp answers like the
-    stdio server (``retriever.mcp_server`` mends each line the same way)."""
+    stdio server (``retriever.serve.mcp`` mends each line the same way)."""
     if b"\\u" not in body:
         return body
-    from retriever.mcp_server import mend_surrogate_escapes as mend
+    from retriever.serve.mcp import mend_surrogate_escapes as mend
 
     return mend(body)
 
@@ -600,7 +600,7 @@ def health(live: LiveRetriever) -> dict[str, Any]:
 
 
 def _runtime(embedder) -> str:
-    from retriever.onnx_backend import OnnxEmbedder
+    from retriever.index.onnx import OnnxEmbedder
 
     inner = getattr(embedder, "_delegate", None) or embedder  # an export made on first use
     return "onnx" if isinstance(inner, OnnxEmbedder) else "sentence-transformers"
@@ -620,8 +620,8 @@ def build_app(
     from starlette.routing import Route
 
     from retriever.errors import RetrieverError, UnknownSkillError
-    from retriever.mcp_server import build_server
-    from retriever.render import render_skill
+    from retriever.present.markdown import render_skill
+    from retriever.serve.mcp import build_server
 
     gate = anyio.Semaphore(SEARCH_SLOTS)  # shared by /search and the MCP tool
 

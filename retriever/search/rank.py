@@ -36,9 +36,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retriever.documents import Document
-from retriever.keywords import PhraseMatcher
-from retriever.results import KEYWORD, SEMANTIC, kept
+from retriever.index.documents import Document
+from retriever.phrases import PhraseMatcher
+from retriever.present.results import KEYWORD, SEMANTIC, kept
 from retriever.skill import Skill
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ class RankingTables:
     ) -> None:
         import numpy as np
 
-        from retriever.index import DocumentTable
+        from retriever.index.tables import DocumentTable
 
         self.documents = documents
         self.skill_ids = list(skill_ids)

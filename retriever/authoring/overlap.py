@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from retriever.keywords import words
-from retriever.lint import WARNING, Finding
+from retriever.authoring.lint import WARNING, Finding
+from retriever.phrases import words
 
 if TYPE_CHECKING:
-    from retriever.index import SkillIndex
-    from retriever.selfeval import SelfEvalReport
+    from retriever.authoring.selfeval import SelfEvalReport
+    from retriever.index.tables import SkillIndex
 
 # Card cosines above this are rare in real collections (3 pairs of 106,491 at 0.85 in the
 # 462-skill corpus, 10 at 0.80) and mark skills that say the same thing.

@@ -21,8 +21,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retriever.embed import Embedder
 from retriever.errors import ModelError
+from retriever.index.embed import Embedder
 
 if TYPE_CHECKING:
     import numpy as np

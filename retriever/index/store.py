@@ -50,15 +50,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retriever.documents import Document, recipe
 from retriever.errors import IndexError_, IndexWriteError
-from retriever.index import DocumentTable, SkillIndex, SkillTable, keys_from_json, keys_to_json
-from retriever.lexical import ARRAYS as BM25_ARRAYS
-from retriever.lexical import PARAMS as BM25_PARAMS
-from retriever.lexical import LexicalIndex
+from retriever.index.documents import Document, recipe
+from retriever.index.lexical import ARRAYS as BM25_ARRAYS
+from retriever.index.lexical import PARAMS as BM25_PARAMS
+from retriever.index.lexical import LexicalIndex
+from retriever.index.tables import (
+    DocumentTable,
+    SkillIndex,
+    SkillTable,
+    keys_from_json,
+    keys_to_json,
+)
+from retriever.index.vectors import FILE as VECTORS
+from retriever.index.vectors import VectorIndex
 from retriever.skill import LoadProblem
-from retriever.vectors import FILE as VECTORS
-from retriever.vectors import VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np

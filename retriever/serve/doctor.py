@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from retriever.terminal import safe
+from retriever.present.terminal import safe
 
 
 def diagnose(
@@ -23,11 +23,11 @@ def diagnose(
     """The report ``retrieve doctor --json`` prints. User errors (a missing root, an
     unknown model) raise ``RetrieverError`` as everywhere else."""
     from retriever import __version__
-    from retriever.embed import make_embedder
+    from retriever.index.embed import make_embedder
+    from retriever.index.store import index_status
     from retriever.load import load_collection
     from retriever.load.changes import fingerprint_now
     from retriever.paths import USER_SKILL_ROOTS, default_index_dir, resolve_roots
-    from retriever.store import index_status
 
     roots = resolve_roots(skills)
     embedder = make_embedder(model, backend)  # resolves the model; loads nothing
@@ -83,8 +83,8 @@ def _index_command(skills: list[str] | None, index: str | None) -> str:
 
 def _backend(embedder) -> dict[str, Any]:
     """Which runtime a query would use, and where the ONNX export is (or will be)."""
-    from retriever.embed import SentenceTransformerEmbedder
-    from retriever.onnx_backend import OnnxEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder
+    from retriever.index.onnx import OnnxEmbedder
 
     if isinstance(embedder, SentenceTransformerEmbedder):
         return {"runtime": "sentence-transformers", "onnx_export": None, "export_present": False}
@@ -101,7 +101,7 @@ def _server(folder: Path) -> dict[str, Any] | None:
     what a discovery file claims when no server there proves it (a stale file)."""
     import urllib.request
 
-    from retriever.discovery import announced_servers, verify
+    from retriever.serve.discovery import announced_servers, verify
 
     claims = announced_servers(folder)
     server = next((s for s in claims if verify(s, 2.0)), None)

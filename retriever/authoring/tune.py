@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from retriever.documents import card_text, incoming_rules
 from retriever.errors import RetrieverError
+from retriever.index.documents import card_text, incoming_rules
 from retriever.skill import Skill
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ def tune(
 
     import torch
 
-    from retriever.embed import SentenceTransformerEmbedder
+    from retriever.index.embed import SentenceTransformerEmbedder
 
     torch.manual_seed(seed)
     base = SentenceTransformerEmbedder(model)

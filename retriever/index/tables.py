@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from retriever.documents import Document
-from retriever.lexical import LexicalIndex
+from retriever.index.documents import Document
+from retriever.index.lexical import LexicalIndex
+from retriever.index.vectors import VectorIndex
 from retriever.skill import LoadProblem, Skill
-from retriever.vectors import VectorIndex
 
 if TYPE_CHECKING:
     import numpy as np

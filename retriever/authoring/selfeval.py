@@ -23,15 +23,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from retriever.documents import SHARP_EDGE, VALIDATION
-from retriever.embed import Embedder
-from retriever.evaluate import mean_metrics, query_metrics
-from retriever.rank import ScoringConfig
+from retriever.authoring.evaluate import mean_metrics, query_metrics
+from retriever.index.documents import SHARP_EDGE, VALIDATION
+from retriever.index.embed import Embedder
+from retriever.search.rank import ScoringConfig
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from retriever.index import SkillIndex
+    from retriever.index.tables import SkillIndex
     from retriever.skill import Skill
 
 DEFAULT_FOLDS = 5
@@ -174,8 +174,8 @@ def self_evaluate(
     ``skill_ids``: only these skills' questions are asked (every skill stays in the index).
     ``progress(done, total)`` after each fold.
     """
-    from retriever.indexer import subset_index
-    from retriever.search import Searcher
+    from retriever.index.build import subset_index
+    from retriever.search.searcher import Searcher
 
     if folds < 2:
         raise ValueError(f"folds must be at least 2, not {folds}")

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from retriever.keywords import words
+from retriever.phrases import words
 from retriever.skill import LoadReport, Skill
 
 ERROR = "error"
