@@ -20,7 +20,7 @@ Systems, all on the same corpus and queries:
   nearest the query, each skill scored by the mean score of its utterances among those 5
   (semantic-router's default ``top_k=5``, ``aggregation="mean"``).
 - ``ours``: ``SkillRetriever`` with its default ``ScoringConfig``; ranking =
-  ``search(q, k=10).skill_ids``.
+  ``rank(q, 10)`` (the ranked skills, without handoff targets).
 
 Queries with ``"relevant": []`` (the off-topic set) are left out of the ranking metrics; for
 them the table at the end gives how often ours flags the result as ``weak``.
@@ -339,7 +339,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
             )
             prep = time.perf_counter() - t
             t = time.perf_counter()
-            runs[name] = {q.id: retriever.search(q.query, k=K).skill_ids for q in queries}
+            runs[name] = {q.id: retriever.rank(q.query, K) for q in queries}
         total = time.perf_counter() - t
         timings[name] = {"prep": prep, "query": total}
     wall = time.perf_counter() - start

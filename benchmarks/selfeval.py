@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     dev_r1: dict[str, list[float]] = defaultdict(list)
     dev_source: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for q in dev:
-        m = query_metrics(holdout.search(q.query, k=10).skill_ids, q.relevant)
+        m = query_metrics(holdout.rank(q.query, 10), q.relevant)
         for sid in q.relevant:
             dev_r1[sid].append(m["R@1"])
         for name in ("R@1", "R@5", "MRR@10"):

@@ -53,7 +53,7 @@ def evaluate(retriever, queries, groups_of) -> dict[str, dict[str, float]]:
     for q in queries:
         if not q.relevant:
             continue
-        m = query_metrics(retriever.search(q.query, k=K).skill_ids, q.relevant)
+        m = query_metrics(retriever.rank(q.query, K), q.relevant)
         for g in groups_of[q.id]:
             groups.setdefault(g, []).append(m)
     return {g: mean_metrics(ms) for g, ms in sorted(groups.items())}
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"base model: {json.dumps(_short(out['base']))}", flush=True)
 
     def rank(text: str) -> list[str]:  # the current index's ranking, for hard negatives
-        return base.search(text, k=K).skill_ids
+        return base.rank(text, K)
 
     for side, train_on in (("item-disjoint", skills), ("skill-disjoint", dev_a)):
         folder = work / f"model-{side}"

@@ -15,18 +15,36 @@ from retriever.api import SkillRetriever
 from retriever.errors import (
     IndexError_,
     IndexWriteError,
+    ModelError,
     QueryError,
     RetrieverError,
     SkillLoadError,
     StaleIndexError,
+    UnknownSkillError,
 )
-from retriever.present.results import Handoff, Match, PatternHit, SearchResult, SkillHit
-from retriever.skill import AntiPattern, HandoffRule, LoadProblem, LoadReport, Pattern, Skill
+from retriever.index.embed import Embedder
+from retriever.present.results import Answer, Handoff, Match, PatternHit, SearchResult, SkillHit
+from retriever.search.rank import ScoringConfig
+from retriever.skill import (
+    AntiPattern,
+    Check,
+    HandoffRule,
+    LoadProblem,
+    LoadReport,
+    Pattern,
+    SharpEdge,
+    Skill,
+)
 
 __version__ = "0.1.0"
 
+# What users need: the retriever, what a search returns, what a skill is, the ranking's
+# numbers, the embedder interface (for another model runtime), and the errors.
 __all__ = [
+    "Answer",
     "AntiPattern",
+    "Check",
+    "Embedder",
     "Handoff",
     "HandoffRule",
     "IndexError_",
@@ -34,16 +52,20 @@ __all__ = [
     "LoadProblem",
     "LoadReport",
     "Match",
+    "ModelError",
     "Pattern",
     "PatternHit",
     "QueryError",
     "RetrieverError",
+    "ScoringConfig",
     "SearchResult",
+    "SharpEdge",
     "Skill",
     "SkillHit",
     "SkillLoadError",
     "SkillRetriever",
     "StaleIndexError",
+    "UnknownSkillError",
     "__version__",
 ]
 

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import logging
-import shlex
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from retriever.errors import (
     IndexError_,
-    IndexWriteError,
-    SkillLoadError,
-    StaleIndexError,
     UnknownSkillError,
 )
 from retriever.index.documents import Document
@@ -25,14 +20,13 @@ from retriever.search.rank import ScoringConfig
 from retriever.skill import LoadProblem, Skill
 
 if TYPE_CHECKING:
+    from retriever.index.cache import EmbeddingCache
     from retriever.index.embed import Embedder
-    from retriever.index.store import IndexStatus
+    from retriever.index.manifest import Manifest
     from retriever.index.tables import SkillIndex
     from retriever.search.searcher import Searcher
 
 log = logging.getLogger(__name__)
-
-REBUILD_CHOICES = ("auto", "never", "always")
 
 
 class SkillRetriever:
@@ -85,18 +79,20 @@ class SkillRetriever:
         size and times is invisible to metadata.
         """
         from retriever.index.embed import make_embedder
+        from retriever.index.opening import REBUILD_CHOICES, open_index
         from retriever.index.store import Prefetch
-        from retriever.paths import default_index_dir
+        from retriever.paths import index_folder
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
+        if embedder is not None and (model is not None or backend is not None):
+            raise ValueError(
+                "give either an embedder or a model/backend to make one, not both: the "
+                "embedder already decides the model and how it runs"
+            )
         roots = resolve_roots(skills)
         embedder = embedder or make_embedder(model, backend)
-        folder = (
-            Path(index_dir).expanduser()
-            if index_dir
-            else default_index_dir(roots, embedder.model_id)
-        )
+        folder = index_folder(roots, embedder.model_id, index_dir)
         if folder.exists() and not folder.is_dir():
             raise IndexError_(
                 f"index folder {folder} is a file, not a folder: pass --index a "
@@ -120,12 +116,19 @@ class SkillRetriever:
             warming = threading.Thread(target=embedder.warm, name="embedder-warm")
             warming.start()
             try:
-                index, reason = cls._open_or_build(
-                    folder, roots, embedder, rebuild, progress, verify, prefetch
+                opened = open_index(
+                    folder,
+                    roots,
+                    embedder,
+                    rebuild=rebuild,
+                    progress=progress,
+                    verify=verify,
+                    prefetch=prefetch,
+                    cache=shared_cache_for(embedder),
                 )
-                from retriever.search.searcher import Searcher
-
-                searcher = Searcher(index, embedder, config or ScoringConfig())
+                retriever = cls.of_index(
+                    opened.index, folder, embedder, config, opened.rebuilt_because
+                )
             finally:
                 # Joined on every path, errors included: a process that exits while this
                 # thread is inside onnxruntime aborts ("terminate called without an active
@@ -134,102 +137,23 @@ class SkillRetriever:
         finally:
             if prefetch is not None:
                 prefetch.join()
-        return cls(searcher, index, folder, reason)
+        return retriever
 
     @classmethod
-    def _open_or_build(
-        cls, folder, roots, embedder, rebuild, progress, verify, prefetch=None
-    ) -> tuple[SkillIndex, str | None]:
-        """The index in ``folder``, built first when ``rebuild`` and its state call for it;
-        and why it was built (``None``: it was up to date)."""
-        from retriever.index.store import build_lock, index_status, load_index
-        from retriever.load.changes import Scan, fingerprint_now, scan_corpus
+    def of_index(
+        cls,
+        index: SkillIndex,
+        index_dir: Path,
+        embedder: Embedder,
+        config: ScoringConfig | None = None,
+        rebuilt_because: str | None = None,
+    ) -> SkillRetriever:
+        """A retriever over an index already in memory (a live reload's new build)."""
+        from retriever.search.searcher import Searcher
 
-        scans: list[Scan] = []
-
-        def scanned(record: Any) -> Scan:
-            """The roots walked and fingerprinted (once per open), hashing only the files
-            whose metadata differs from ``record``'s (a manifest's record of its corpus)."""
-            if not scans:
-                scans.append(scan_corpus(roots, record, verify=verify))
-            return scans[0]
-
-        def status() -> IndexStatus:
-            # no walk and no hashing when the manifest's record vouches for every file
-            return index_status(
-                folder,
-                embedder.model_id,
-                lambda manifest: fingerprint_now(manifest, roots, verify=verify, scan=scanned),
-            )
-
-        current = None if rebuild == "always" else status()
-        reason = "rebuild asked for" if current is None else current.stale_because
-        if reason is None:
-            try:
-                return load_index(folder, current, prefetch), None
-            except IndexError_ as e:
-                reason = str(e)
-        if rebuild == "never":
-            command = shlex.join(
-                ["retrieve", "index", *(a for r in roots for a in ("--skills", str(r)))]
-                + ["--index", str(folder)]
-            )
-            raise StaleIndexError(
-                f"index {folder} cannot be used: {reason}. Build it with `{command}`"
-                " (or allow rebuilding)"
-            )
-        try:
-            with build_lock(folder):
-                if rebuild != "always" and (current := status()).fresh:
-                    try:  # another process built it while we waited for the lock
-                        return load_index(folder, current, prefetch), None
-                    except IndexError_:
-                        pass
-                log.info("building index %s (%s)", folder, reason)
-                scan = scanned(_corpus_record(folder))
-                return cls._build(folder, roots, scan, embedder, progress), reason
-        except IndexWriteError as e:
-            raise StaleIndexError(
-                f"index {folder} needs a rebuild ({reason}) but cannot be rebuilt there: {e}. "
-                "Rebuild it where the folder is writable (`retrieve index --skills ... --index "
-                f"{folder}`), or pass --index a writable folder"
-            ) from e
-
-    @staticmethod
-    def _build(folder, roots, scan, embedder, progress) -> SkillIndex:
-        from retriever import __version__
-        from retriever.index.build import build_index
-        from retriever.index.store import load_index, remove_leftovers, save_index
-        from retriever.load.collection import load_sources
-
-        remove_leftovers(folder)
-        report = load_sources(scan.sources, tuple(str(r) for r in roots))
-        if scan.unreadable:
-            report = replace(report, problems=scan.unreadable + report.problems)
-        if not report.skills:
-            where = ", ".join(str(r) for r in roots)
-            problems = "; ".join(str(p) for p in report.problems[:3])
-            raise SkillLoadError(
-                f"no skills found under {where}"
-                + (f" ({problems})" if problems else "")
-                + ": expected <dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md"
-            )
-        try:  # the index being replaced, as a cache of vectors already computed
-            previous = load_index(folder)
-        except IndexError_:
-            previous = None
-        _announce_build(report.skills, previous, embedder.model_id)
-        built = build_index(
-            report,
-            embedder,
-            fingerprint=scan.fingerprint,
-            package_version=__version__,
-            progress=progress,
-            previous=previous,
+        return cls(
+            Searcher(index, embedder, config or ScoringConfig()), index, index_dir, rebuilt_because
         )
-        # the record of the files it was built from: the next open checks their metadata
-        built = replace(built, manifest={**built.manifest, "corpus": scan.record})
-        return save_index(folder, built)  # used as built: nothing is read back
 
     # -- using ------------------------------------------------------------------------------
 
@@ -242,6 +166,11 @@ class SkillRetriever:
     def search(self, query: str, k: int = 5) -> SearchResult:
         """The ``k`` best skills for ``query`` (plus any handoff targets), best first."""
         return self._searcher.search(query, k)
+
+    def rank(self, query: str, k: int = 10) -> list[str]:
+        """The ids of the ``k`` best skills for ``query``, best first: the ranking alone,
+        without the handoff targets ``search`` adds after them. What evaluation measures."""
+        return self._searcher.rank(query, k)
 
     def handoffs_for(self, query: str, sources: Sequence[str]) -> list[Handoff]:
         """The handoffs that the rules of ``sources`` (skill ids, at most the configured
@@ -259,8 +188,9 @@ class SkillRetriever:
         return self._index.problems
 
     @property
-    def manifest(self) -> dict[str, Any]:
-        return dict(self._index.manifest)
+    def manifest(self) -> Manifest:
+        """What the index says about itself (model, counts, roots, when it was built)."""
+        return self._index.manifest
 
     @property
     def index(self) -> SkillIndex:
@@ -276,6 +206,11 @@ class SkillRetriever:
     @property
     def document_count(self) -> int:
         return len(self._index.documents)
+
+    @property
+    def config(self) -> ScoringConfig:
+        """The ranking's numbers this retriever searches with."""
+        return self._searcher.config
 
     @property
     def embedder(self) -> Embedder:
@@ -313,48 +248,13 @@ class SkillRetriever:
         return {hit.id: known[hit.id] for hit in result.skills if hit.id in known}
 
 
-# Texts embedded per second on one core, measured on this project's machine (252 texts/s on
-# 2 cores); good enough to tell seconds from minutes.
-_TEXTS_PER_CORE_S = 125
+def shared_cache_for(embedder: Embedder) -> EmbeddingCache | None:
+    """The index home's embedding cache, for an embedder that can be cached."""
+    from retriever.index.cache import limit_from_env, shared_cache
 
-
-def _announce_build(skills, previous, model_id: str) -> None:
-    """Say up front how big the build is: a first build of a large collection takes
-    minutes, and a user (or a CI log, where stderr is no terminal) should know why."""
-    import os
-
-    from retriever.index.documents import collection_documents
-
-    texts = {d.text for d in collection_documents(skills)}
-    if previous is not None and previous.manifest.get("model") == model_id:
-        texts -= {d.text for d in previous.documents}  # reused, not embedded again
-    seconds = len(texts) / (_TEXTS_PER_CORE_S * min(4, os.cpu_count() or 1))
-    if seconds < 20:
-        estimate = "a few seconds" if seconds < 10 else "under half a minute"
-    elif seconds < 90:
-        estimate = "about a minute"
-    else:
-        estimate = f"about {round(seconds / 60)} minutes"
-    log.info(
-        "%s skills, %s %s to embed: %s on %d cores%s",
-        f"{len(skills):,}",
-        f"{len(texts):,}",
-        "text" if len(texts) == 1 else "texts",
-        estimate,
-        os.cpu_count() or 1,
-        " (later builds embed only the texts that changed)" if previous is None else "",
-    )
-
-
-def _corpus_record(folder: Path) -> Any:
-    """The record of the skill files the current index in ``folder`` was built from (its
-    hashes are reused for the files whose metadata is unchanged), or ``None``."""
-    from retriever.index.store import read_manifest
-
-    try:
-        return (read_manifest(folder) or {}).get("corpus")
-    except IndexError_:
+    if not embedder.cache_key or limit_from_env() == 0:  # $SKILL_RETRIEVER_CACHE_MB=0: off
         return None
+    return shared_cache()
 
 
 def _import_native_modules(embedder: Embedder) -> None:

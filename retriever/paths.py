@@ -92,6 +92,17 @@ def named_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
     return [r.absolute() for r in roots]
 
 
+def index_folder(
+    roots: list[Path] | tuple[Path, ...], model_id: str, index_dir: PathArg | None = None
+) -> Path:
+    """The index folder a search of ``roots`` with ``model_id`` uses: ``index_dir`` when
+    given (``--index``), else the default one (``default_index_dir``). The one place this
+    is decided: the API, ``doctor`` and the hook must agree on it."""
+    if index_dir:
+        return Path(index_dir).expanduser()
+    return default_index_dir(roots, model_id)
+
+
 def resolve_roots(skills: PathArg | Sequence[PathArg] | None) -> list[Path]:
     """The skills roots to read, resolved: those named (each must be a folder), or, for
     ``None``, the default roots (``default_skill_roots``), as the CLI takes them."""

@@ -6,8 +6,8 @@ import json
 
 import pytest
 from conftest import BUNDLED, write
+from helpers import retrieve
 from minicollection import write_mini
-from test_cli import retrieve
 
 from retriever import SkillRetriever
 from retriever.authoring.lint import lint

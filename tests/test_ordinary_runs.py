@@ -12,29 +12,16 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import BUNDLED, write
+from helpers import EMPTY_HOME, python, retrieve
 from minicollection import write_mini
-from test_cli import EMPTY_HOME, retrieve
 
 from retriever import SkillRetriever
 from retriever.errors import IndexError_, ModelError, QueryError, StaleIndexError
 from retriever.load import load_collection
-
-
-def python(code: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (a cold start: nothing imported yet)."""
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "HOME": EMPTY_HOME, **env},
-    )
-
 
 # -- 1. crashes and hangs on ordinary runs --------------------------------------------------
 
@@ -482,7 +469,7 @@ def test_search_says_when_skill_files_could_not_be_loaded(tmp_path):
 def test_no_match_gives_no_langchain_documents_and_mcp_says_it(bundled):
     pytest.importorskip("langchain_core", reason="the langchain extra is not installed")
     from retriever.integrations.langchain import SkillLangChainRetriever
-    from retriever.serve.mcp import compact_result
+    from retriever.present.compact import compact_result
 
     q = "how do I bake sourdough bread at home"
     assert SkillLangChainRetriever(skill_retriever=bundled, k=3).invoke(q) == []

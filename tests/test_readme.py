@@ -60,7 +60,7 @@ def test_each_configuration_block_is_json(number):
 
 
 def test_the_get_skill_sections_listed_are_the_codes():
-    from retriever.present.markdown import SKILL_SECTIONS
+    from retriever.present.skill import SKILL_SECTIONS
 
     listed = re.search(r"`get_skill\(id, sections=None\)`: (.*?)\.\n", README, re.S)
     assert listed is not None

@@ -14,8 +14,8 @@ from retriever import SkillRetriever
 def test_bundled_collection_loads_cleanly(bundled):
     assert len(bundled.skills) >= 20
     assert bundled.problems == ()  # our own collection: no broken files, no dangling handoffs
-    assert bundled.manifest["model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert bundled.manifest["dimension"] == 384
+    assert bundled.manifest.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert bundled.manifest.dimension == 384
 
 
 def test_default_roots(tmp_path, monkeypatch):

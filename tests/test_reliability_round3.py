@@ -10,8 +10,8 @@ import shutil
 import numpy as np
 import pytest
 from conftest import FakeEmbedder
+from helpers import retrieve
 from minicollection import write_mini
-from test_cli import retrieve
 
 from retriever import SkillRetriever
 from retriever.errors import ModelError
@@ -120,7 +120,7 @@ def test_html_dash_writes_the_page_to_stdout(tmp_path, bundled_index, bundled):
 
 def test_the_hook_names_one_command_when_neither_index_nor_export_exists(tmp_path):
     from conftest import BUNDLED
-    from test_hook import EVENT, run_hook
+    from helpers import EVENT, run_hook
 
     home = tmp_path / "home"  # no ONNX export, no index
     p = run_hook(

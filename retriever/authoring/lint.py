@@ -9,7 +9,7 @@ realistic query reaches: in nobody's top 10 for their own name and triggers.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from retriever.phrases import words
@@ -69,14 +69,20 @@ def _skill_findings(skill: Skill) -> list[Finding]:
     return out
 
 
-def _collisions(skills: tuple[Skill, ...]) -> list[Finding]:
-    owners: dict[tuple[str, ...], list[Skill]] = defaultdict(list)
+def trigger_owners(skills: Sequence[Skill]) -> dict[str, list[Skill]]:
+    """Each trigger, written as its words (case and punctuation aside), and the skills that
+    have it, in skill order: what keyword matching sees as the same trigger."""
+    owners: dict[str, list[Skill]] = defaultdict(list)
     for s in skills:
         for t in dict.fromkeys(" ".join(words(t)) for t in s.triggers):
             if t:
-                owners[tuple(t.split())].append(s)
+                owners[t].append(s)
+    return owners
+
+
+def _collisions(skills: tuple[Skill, ...]) -> list[Finding]:
     out = []
-    for phrase, ss in sorted(owners.items()):
+    for phrase, ss in sorted(trigger_owners(skills).items(), key=lambda x: tuple(x[0].split())):
         if len(ss) > 1:
             names = ", ".join(s.id for s in ss)
             out.append(
@@ -85,7 +91,7 @@ def _collisions(skills: tuple[Skill, ...]) -> list[Finding]:
                     "trigger-collision",
                     ss[0].id,
                     ss[0].path,
-                    f"trigger '{' '.join(phrase)}' is in {len(ss)} skills: {names}",
+                    f"trigger '{phrase}' is in {len(ss)} skills: {names}",
                 )
             )
     return out

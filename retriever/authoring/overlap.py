@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from retriever.authoring.lint import WARNING, Finding
-from retriever.phrases import words
+from retriever.authoring.lint import WARNING, Finding, trigger_owners
 
 if TYPE_CHECKING:
     from retriever.authoring.selfeval import SelfEvalReport
@@ -53,11 +52,8 @@ def overlap_findings(index: SkillIndex, report: SelfEvalReport | None = None) ->
     ids = [s.id for s in skills]
     cards = vectors[[card_row[sid] for sid in ids]]
     similar = cards @ cards.T
-    triggers = {s.id: {" ".join(words(t)) for t in s.triggers} - {""} for s in skills}
-    owners: dict[str, list[int]] = defaultdict(list)
-    for n, s in enumerate(skills):
-        for t in triggers[s.id]:
-            owners[t].append(n)
+    number = {s.id: n for n, s in enumerate(skills)}
+    owners = {t: [number[s.id] for s in ss] for t, ss in trigger_owners(skills).items()}
     shared: dict[tuple[int, int], set[str]] = defaultdict(set)
     for t, ns in owners.items():
         for i in ns:

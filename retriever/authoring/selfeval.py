@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from retriever.authoring.evaluate import mean_metrics, query_metrics
-from retriever.index.documents import SHARP_EDGE, VALIDATION
+from retriever.authoring.questions import Question, collection_questions
 from retriever.index.embed import Embedder
 from retriever.search.rank import ScoringConfig
 
@@ -39,42 +39,13 @@ K = 10
 METRICS = ("R@1", "R@5", "MRR@10")
 
 
-@dataclass(frozen=True)
-class SelfQuestion:
-    """One of a skill's own questions, and the document that holds it (if one does)."""
-
-    skill_id: str
-    source: str  # "validation", "sharp_edge" or "receives"
-    field: str  # e.g. "validations[2]", "sharp_edges[0]", "receives[1]"
-    text: str
-    held_by: str  # the field of the document that holds it, left out (when it is indexed)
+# The collection's own questions (``authoring.questions``), under the names this module
+# has always given them.
+SelfQuestion = Question
 
 
-def self_questions(skills: Sequence[Skill]) -> list[SelfQuestion]:
-    """Every skill's own questions: each check's message (else name), each sharp edge's
-    symptoms and situation (else summary), each ``receives_from`` context."""
-    out: list[SelfQuestion] = []
-    for s in skills:
-        for i, c in enumerate(s.checks):
-            text = c.message or c.name
-            if text.strip():
-                out.append(
-                    SelfQuestion(s.id, VALIDATION, f"validations[{i}]", text, f"validations[{i}]")
-                )
-        for i, e in enumerate(s.sharp_edges):
-            for text in dict.fromkeys([*e.symptoms, e.situation or e.summary]):
-                if text.strip():
-                    out.append(
-                        SelfQuestion(
-                            s.id, SHARP_EDGE, f"sharp_edges[{i}]", text, f"sharp_edges[{i}]"
-                        )
-                    )
-        for i, r in enumerate(s.receives):
-            # held by its own document whenever that kind is indexed
-            out.append(
-                SelfQuestion(s.id, "receives", f"receives[{i}]", r.context, f"receives[{i}]")
-            )
-    return out
+def self_questions(skills: Sequence[Skill]) -> list[Question]:
+    return collection_questions(skills)
 
 
 def fold_of(q: SelfQuestion, folds: int) -> int:
@@ -204,7 +175,7 @@ def self_evaluate(
                 subset_index(index, keep, vectors), known, config or ScoringConfig()
             )
             for i in asked:
-                ranked[i] = searcher.search(questions[i].text, k=K).skill_ids[:K]
+                ranked[i] = searcher.rank(questions[i].text, K)
         if progress:
             progress(f + 1, folds)
     return _report(index, questions, ranked, folds, time.perf_counter() - started)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from retriever.authoring.questions import own_questions
 from retriever.errors import RetrieverError
 from retriever.index.documents import card_text, incoming_rules
 from retriever.skill import Skill
@@ -72,14 +73,11 @@ TEXT_SETS = ("problems", "all", "skill")
 
 
 def problem_texts(skill: Skill, incoming: Sequence[str] = ()) -> list[str]:
-    """The texts of ``skill`` written as a user describes a problem: its validation
-    messages, its sharp edges' symptoms and situations, its ``receives_from`` contexts, and
-    ``incoming``: the contexts of other skills' rules that hand work to it."""
-    texts = [c.message or c.name for c in skill.checks]
-    for e in skill.sharp_edges:
-        texts += [*e.symptoms, e.situation or e.summary]
-    texts += [r.context for r in skill.receives]
-    texts += list(incoming)
+    """The texts of ``skill`` written as a user describes a problem: its own questions
+    (``authoring.questions``: validation messages, sharp edges' symptoms and situations,
+    ``receives_from`` contexts), and ``incoming``: the contexts of other skills' rules that
+    hand work to it."""
+    texts = [q.text for q in own_questions(skill)] + list(incoming)
     return list(dict.fromkeys(t.strip() for t in texts if t and t.strip()))
 
 

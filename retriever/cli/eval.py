@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     bar = progress_bar(len(queries), "queries", args.json)
     report = evaluate(
         queries,
-        lambda q: retriever.search(q, k=args.k).skill_ids,
+        lambda q: retriever.rank(q, args.k),
         progress=(lambda i: bar.update(1)) if bar else None,
     )
     if bar:
@@ -107,7 +107,7 @@ def _cmd_eval_self(args: argparse.Namespace) -> int:
     if args.html:
         from retriever.authoring.report import render_html
 
-        roots = ", ".join(Path(r).name for r in retriever.manifest.get("roots", [])) or "skills"
+        roots = ", ".join(Path(r).name for r in retriever.manifest.roots) or "skills"
         page = render_html(report, roots)
         if to_stdout:
             sys.stdout.write(page)

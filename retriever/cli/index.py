@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     # `retrieve index` a hook (which never makes it: it takes a minute) finds all it needs
     retriever.warm()
     problems = [{"path": p.path, "reason": p.reason} for p in retriever.problems]
+    rebuilt = retriever.rebuilt_because is not None
+    # what this run embedded and took from the caches (an index up to date: nothing)
+    embedded = retriever.manifest.counts.embedded if rebuilt else 0
+    cached = retriever.manifest.counts.cached if rebuilt else 0
     if args.json:
         print(
             json.dumps(
@@ -32,17 +36,24 @@ def run(args: argparse.Namespace) -> int:
                     "documents": retriever.document_count,
                     "problems": problems,
                     "index": str(retriever.index_dir),
-                    "rebuilt": retriever.rebuilt_because is not None,
+                    "rebuilt": rebuilt,
+                    "embedded": embedded,
+                    "cached": cached,
                 },
                 indent=2,
             )
         )
         return 0
-    state = f"built ({retriever.rebuilt_because})" if retriever.rebuilt_because else "up to date"
+    state = (
+        f"built ({retriever.rebuilt_because}): {embedded:,} texts embedded, {cached:,} "
+        "taken from the cache"
+        if rebuilt
+        else "up to date"
+    )
     print(f"index {retriever.index_dir}: {state}")
     print(
         f"{len(retriever.skills)} skills, {retriever.document_count} documents, "
-        f"{len(problems)} problems, model {retriever.manifest.get('model')}"
+        f"{len(problems)} problems, model {retriever.manifest.model}"
     )
     for p in problems:
         print(safe(f"  problem: {p['path']}: {p['reason']}"))

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if (not args.no_reach or args.overlap) and report.skills:
         retriever = open_retriever(args)
     if not args.no_reach and retriever is not None:
-        rank = lambda q: retriever.search(q, k=10).skill_ids  # noqa: E731
+        rank = lambda q: retriever.rank(q, 10)  # noqa: E731
         bar = progress_bar(len(report.skills), "reachability", args.json)
     findings = lint(report, rank, (lambda n: bar.update(1)) if bar else None)
     if bar:

@@ -115,17 +115,14 @@ def load_skills(args: argparse.Namespace, *, require: bool = False):
 
     ``require``: a collection with no skills is a user error (``SkillLoadError``).
     """
-    from retriever.errors import SkillLoadError
+    from retriever.errors import no_skills
     from retriever.load import load_collection
     from retriever.paths import resolve_roots
 
     roots = resolve_roots(args.skills)
     report = load_collection(roots)
     if require and not report.skills:
-        raise SkillLoadError(
-            f"no skills found under {', '.join(map(str, roots))}: expected "
-            "<dir>/skill.yaml, <dir>/<id>.yaml or <dir>/SKILL.md"
-        )
+        raise no_skills(roots)
     return report
 
 

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         from retriever.api import SkillRetriever
 
         current = SkillRetriever.open(args.skills, index_dir=args.index)
-        hard = lambda text: current.search(text, k=10).skill_ids  # noqa: E731
+        hard = lambda text: current.rank(text, 10)  # noqa: E731
     result = tune(
         report.skills,
         Path(args.out),

@@ -4,38 +4,54 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from retriever.index.documents import collection_documents, recipe
+from retriever.index.documents import Document, collection_documents, recipe
 from retriever.index.embed import Embedder, require_finite
 from retriever.index.lexical import build_lexical
-from retriever.index.tables import SkillIndex
+from retriever.index.manifest import Counts, Manifest
+from retriever.index.tables import DocumentTable, SkillIndex
 from retriever.index.vectors import VectorIndex
-from retriever.rules import compile_rules
+from retriever.rules import CompiledRule, compile_rules
 from retriever.skill import LoadReport, Skill
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from retriever.index.cache import EmbeddingCache
 
-def skill_texts(skills: Sequence[Skill]) -> list[str]:
-    """One text per skill for BM25: all its indexed documents joined."""
+
+def skill_texts(skills: Sequence[Skill], documents: Sequence[Document] | None = None) -> list[str]:
+    """One text per skill for BM25: all its indexed documents joined (``documents``: the
+    collection's, when already made)."""
     texts: dict[str, list[str]] = {s.id: [] for s in skills}
-    for d in collection_documents(skills):
+    for d in collection_documents(skills) if documents is None else documents:
         texts[d.skill_id].append(d.text)
     return ["\n".join(texts[s.id]) for s in skills]
 
 
 class VectorCache:
-    """Vectors of texts embedded before, by text, from the index being replaced.
+    """Vectors of texts embedded before, by text: first the index being replaced (same
+    model: an unchanged text has an unchanged vector), then the shared embedding cache of
+    the index home (``index.cache``, when the embedder has a ``cache_key``), then the model
+    for the rest, which go into the shared cache for the next build of any collection.
 
-    The model is the same (a different model makes the old index useless), so an unchanged
-    text has an unchanged vector: a rebuild after a one-line edit embeds only what changed.
+    ``plan`` says how many texts are left to embed (the build announces it); ``encode``
+    embeds them and returns every text's vector.
     """
 
-    def __init__(self, previous: SkillIndex | None, model_id: str) -> None:
+    def __init__(
+        self,
+        previous: SkillIndex | None,
+        embedder: Embedder,
+        shared: EmbeddingCache | None = None,
+    ) -> None:
         self._vectors: dict[str, np.ndarray] = {}
-        if previous is None or previous.manifest.get("model") != model_id:
+        self._embedder = embedder
+        self._shared = shared if embedder.cache_key else None
+        self.cached = 0  # texts whose vectors came from the previous index or the cache
+        self.embedded = 0
+        if previous is None or previous.manifest.model != embedder.model_id:
             return
         import numpy as np
 
@@ -48,21 +64,38 @@ class VectorCache:
             if not rule.is_keyword:  # keyword rules have a zero row, not a vector of their text
                 self._vectors.setdefault(rule.rule.trigger, v)
 
-    def encode(
-        self, embedder: Embedder, texts: list[str], progress: bool
-    ) -> tuple[np.ndarray, int]:
-        """Vectors for ``texts`` and how many had to be embedded."""
+    def plan(self, texts: Sequence[str]) -> list[str]:
+        """The distinct ``texts`` that no earlier vector answers: what ``encode`` embeds."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing and self._shared is not None and self._embedder.cache_key:
+            found = self._shared.get(self._embedder.cache_key, missing, self._embedder.dimension)
+            self._vectors.update(found)
+            missing = [t for t in missing if t not in found]
+        return missing
+
+    def encode(self, texts: list[str], progress: bool) -> np.ndarray:
+        """Vectors for ``texts``, one row each, embedding only what ``plan`` left."""
         import numpy as np
 
-        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        missing = self.plan(texts)
         if missing:
-            fresh = embedder.encode(missing, progress=progress)
-            require_finite(fresh, embedder.model_id)
+            fresh = self._embedder.encode(missing, progress=progress)
+            require_finite(fresh, self._embedder.model_id)
             for t, v in zip(missing, fresh, strict=True):
                 self._vectors[t] = v
+            if self._shared is not None and self._embedder.cache_key:
+                self._shared.put(self._embedder.cache_key, missing, fresh)
+        self.embedded = len(missing)
+        self.cached = len(set(texts)) - len(missing)
         if not texts:
-            return np.zeros((0, embedder.dimension), dtype=np.float32), 0
-        return np.stack([self._vectors[t] for t in texts]).astype(np.float32), len(missing)
+            return np.zeros((0, self._embedder.dimension), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts]).astype(np.float32)
+
+
+def embedded_texts(documents: Sequence[Document], rules: Sequence[CompiledRule]) -> list[str]:
+    """The texts a build embeds, in the order of their vectors: every document, then the
+    natural-language handoff rules (keyword rules fire on words and keep a zero row)."""
+    return [d.text for d in documents] + [r.rule.trigger for r in rules if not r.is_keyword]
 
 
 def build_index(
@@ -73,50 +106,56 @@ def build_index(
     package_version: str,
     progress: bool = False,
     previous: SkillIndex | None = None,
+    vectors: VectorCache | None = None,
+    documents: Sequence[Document] | None = None,
+    corpus: dict[str, Any] | None = None,
 ) -> SkillIndex:
+    """The index of ``report``'s skills, in memory. ``vectors``: where known vectors come
+    from (default: ``previous`` only); ``documents``: the collection's documents when the
+    caller made them already (they are made once per build); ``corpus``: the record of the
+    skill files (``load.changes``) for the manifest."""
     import numpy as np
 
     started = time.perf_counter()
-    cache = VectorCache(previous, embedder.model_id)
-    documents = collection_documents(report.skills)
+    cache = vectors or VectorCache(previous, embedder)
+    documents = collection_documents(report.skills) if documents is None else documents
     rules = compile_rules(report.skills)
-    # Keyword rules fire on words, not vectors: only natural-language rules are embedded
-    # (about a fifth of the real corpus's rules); the others keep a zero row.
     semantic = [r.row for r in rules if not r.is_keyword]
-    vectors, embedded = cache.encode(
-        embedder, [d.text for d in documents] + [rules[i].rule.trigger for i in semantic], progress
-    )
-    doc_vectors = vectors[: len(documents)]
-    dim = int(vectors.shape[1])
+    every = cache.encode(embedded_texts(documents, rules), progress)
+    doc_vectors = every[: len(documents)]
+    dim = int(every.shape[1])
     rule_vectors = np.zeros((len(rules), dim), dtype=np.float32)
-    rule_vectors[semantic] = vectors[len(documents) :]
+    rule_vectors[semantic] = every[len(documents) :]
     index = VectorIndex.build(doc_vectors)
-    manifest = {
-        "package_version": package_version,
-        "model": embedder.model_id,
-        "dimension": dim,
-        "metric": "inner_product",
-        "faiss_index": index.kind,
-        "corpus_fingerprint": fingerprint,
-        "documents": recipe(),
-        "roots": list(report.roots),
-        "counts": {
-            "skills": len(report.skills),
-            "documents": len(documents),
-            "handoff_rules": len(rules),
-            "problems": len(report.problems),
-            "embedded": embedded,  # texts embedded by this build; the rest were reused
-        },
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "build_seconds": round(time.perf_counter() - started, 2),
-    }
+    manifest = Manifest(
+        package_version=package_version,
+        model=embedder.model_id,
+        dimension=dim,
+        metric="inner_product",
+        faiss_index=index.kind,
+        corpus_fingerprint=fingerprint,
+        documents=recipe(),
+        roots=tuple(report.roots),
+        counts=Counts(
+            skills=len(report.skills),
+            documents=len(documents),
+            handoff_rules=len(rules),
+            problems=len(report.problems),
+            embedded=cache.embedded,
+            cached=cache.cached,
+        ),
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        build_seconds=round(time.perf_counter() - started, 2),
+        corpus=corpus,
+    )
+    skill_ids = [s.id for s in report.skills]
     return SkillIndex(
         manifest,
         index,
-        tuple(documents),
+        DocumentTable.of(list(documents), skill_ids),  # made once: ranking and the store read it
         tuple(report.skills),
         rule_vectors,
-        build_lexical(skill_texts(report.skills)),
+        build_lexical(skill_texts(report.skills, documents)),
         tuple(report.problems),
     )
 

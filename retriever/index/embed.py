@@ -11,6 +11,7 @@ import abc
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,18 @@ _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 ENV_MODEL = "SKILL_RETRIEVER_MODEL"
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How an embedder runs its model, for people and for code that must know (doctor,
+    /health, the hook): ``name`` ("onnx", "sentence-transformers", or the class of a
+    user's own embedder), ``export`` (the ONNX export's folder, if any) and ``ready``
+    (False: the export is not made yet; the first use makes it, which takes a minute)."""
+
+    name: str
+    export: str | None = None
+    ready: bool = True
+
+
 class Embedder(abc.ABC):
     """What the indexer and the searcher need from an embedding model.
 
@@ -37,6 +50,9 @@ class Embedder(abc.ABC):
     """
 
     model_id: str  # recorded in the index manifest; a different id makes an index stale
+    # What the shared embedding cache (``index.cache``) keys this embedder's vectors by: the
+    # model's files and how it is run. ``None`` (the default, e.g. a test's fake): not cached.
+    cache_key: str | None = None
 
     @property
     @abc.abstractmethod
@@ -70,6 +86,10 @@ class Embedder(abc.ABC):
     def warm(self) -> None:  # noqa: B027 - a capability whose default is nothing
         """Load what the first query would otherwise wait for (called on a thread while an
         index is read; it must import nothing, ``import_modules`` did)."""
+
+    def runtime(self) -> Runtime:
+        """How this embedder runs its model (default: its class's name, ready)."""
+        return Runtime(type(self).__name__)
 
 
 def require_finite(vectors: np.ndarray, model_id: str) -> None:
@@ -150,6 +170,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._device = device
         self._model = None
         self._lock = threading.Lock()  # one load, and torch modules are not re-entrant
+
+    def runtime(self) -> Runtime:
+        return Runtime("sentence-transformers")
 
     @property
     def model(self):
@@ -236,6 +259,12 @@ class _ExportingEmbedder(Embedder):
                 self._delegate = self._export()
             return self._delegate
 
+    def runtime(self) -> Runtime:
+        delegate = self._delegate
+        if delegate is None:  # made on first use
+            return Runtime("onnx", str(self._folder), ready=False)
+        return delegate.runtime()
+
     def _export(self) -> Embedder:
         from retriever.index.onnx import MIN_COSINE, OnnxEmbedder, check_export, export_model
 
@@ -296,13 +325,25 @@ def make_embedder(
     backend = backend or os.environ.get(ENV_BACKEND) or "auto"
     if backend not in BACKENDS:
         raise ModelError(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return SentenceTransformerEmbedder(model)
     from retriever.index.onnx import META_FILE, OnnxEmbedder, export_dir
     from retriever.paths import index_home
 
     model_id, load_from = resolve_model(model)
     folder = export_dir(models_home or index_home() / "models", model_id, load_from)
-    if (folder / META_FILE).is_file():
-        return OnnxEmbedder(folder, model_id)
-    return _ExportingEmbedder(model, folder, strict=backend == "onnx")
+    embedder: Embedder
+    if backend == "torch":
+        embedder = SentenceTransformerEmbedder(model)
+    elif (folder / META_FILE).is_file():
+        embedder = OnnxEmbedder(folder, model_id)
+    else:
+        embedder = _ExportingEmbedder(model, folder, strict=backend == "onnx")
+    # The export folder's name changes with the model's files; the fp32 export gives the
+    # model's own vectors (checked to cosine 0.9999), so both runtimes share the key.
+    embedder.cache_key = f"{folder.name}|{_variant(embedder)}"
+    return embedder
+
+
+def _variant(embedder: Embedder) -> str:
+    """How the model is run, as far as its vectors are concerned."""
+    meta = getattr(embedder, "meta", None)
+    return str(meta.get("variant", "fp32")) if isinstance(meta, dict) else "fp32"

@@ -4,15 +4,14 @@ The index is built with bm25s (Lucene BM25, k1 1.5, b 0.75; English stopwords; S
 stemming with PyStemmer) and saved as plain arrays: bm25s precomputes every (token, skill)
 score, so a query only sums the rows of its tokens. The query side re-implements bm25s's
 tokenizer (same pattern, stopwords and stemmer, stored in the index) so a query never imports
-bm25s or scipy; a test checks the scores equal bm25s's own.
+bm25s or scipy; a test checks the scores equal bm25s's own. Saved as one arrays file
+(``index.arrays``), read once with the rest of the index.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,8 +19,7 @@ if TYPE_CHECKING:
 
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s.tokenize's default
 STEMMER_LANGUAGE = "english"
-ARRAYS = "bm25.npz"
-PARAMS = "bm25.json"
+FILE = "bm25.bin"  # in the index folder: ``to_bytes``
 
 
 def import_stemmer() -> None:
@@ -69,40 +67,37 @@ class LexicalIndex:
         data = np.concatenate([self.data[lo:hi] for lo, hi in spans])
         return np.bincount(indices, weights=data, minlength=self.num_docs).astype(np.float32)
 
-    def save(self, folder: Path) -> None:
-        import numpy as np
+    def to_bytes(self) -> bytes:
+        """The index as one arrays file (``index.arrays``): the score matrix's arrays, and
+        what the query side needs to tokenise as bm25s did (the parameters as meta)."""
+        from retriever.index.arrays import arrays_file
 
-        np.savez(folder / ARRAYS, data=self.data, indices=self.indices, indptr=self.indptr)
-        (folder / PARAMS).write_text(
-            json.dumps(
-                {
-                    "num_docs": self.num_docs,
-                    "vocab": self.vocab,
-                    "stopwords": sorted(self.stopwords),
-                    "token_pattern": TOKEN_PATTERN,
-                    "stemmer": STEMMER_LANGUAGE,
-                    "method": "lucene",
-                    "k1": 1.5,
-                    "b": 0.75,
-                },
-                ensure_ascii=False,
-            )
-        )
+        meta = {
+            "num_docs": self.num_docs,
+            "vocab": self.vocab,
+            "stopwords": sorted(self.stopwords),
+            "token_pattern": TOKEN_PATTERN,
+            "stemmer": STEMMER_LANGUAGE,
+            "method": "lucene",
+            "k1": 1.5,
+            "b": 0.75,
+        }
+        arrays = {"data": self.data, "indices": self.indices, "indptr": self.indptr}
+        return arrays_file(arrays, meta)
 
     @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        import numpy as np
+    def from_bytes(cls, data: bytes) -> LexicalIndex:
+        """The index ``to_bytes`` wrote (its arrays are views of ``data``, not copies)."""
+        from retriever.index.arrays import read_arrays_file
 
-        params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
-        with np.load(folder / ARRAYS, allow_pickle=False) as arrays:
-            data, indices, indptr = arrays["data"], arrays["indices"], arrays["indptr"]
+        meta, arrays = read_arrays_file(data)
         return cls(
-            params["vocab"],
-            data,
-            indices,
-            indptr,
-            int(params["num_docs"]),
-            frozenset(params["stopwords"]),
+            {str(k): int(v) for k, v in meta["vocab"].items()},
+            arrays["data"],
+            arrays["indices"],
+            arrays["indptr"],
+            int(meta["num_docs"]),
+            frozenset(meta["stopwords"]),
         )
 
 

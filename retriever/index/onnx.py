@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retriever.errors import ModelError
-from retriever.index.embed import Embedder
+from retriever.index.embed import Embedder, Runtime
 
 if TYPE_CHECKING:
     import numpy as np
@@ -246,6 +246,9 @@ class OnnxEmbedder(Embedder):
     @property
     def dimension(self) -> int:
         return int(self.meta["dimension"])
+
+    def runtime(self) -> Runtime:
+        return Runtime("onnx", str(self.folder))
 
     def import_modules(self) -> None:
         import onnxruntime  # noqa: F401

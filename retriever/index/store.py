@@ -19,7 +19,7 @@ Layout of an index folder::
         rules.bin         one vector per handoff rule, for natural-language ``when`` rules
                           (the rows that are not zero: keyword rules have no vector)
         problems.json     the load report's problems
-        bm25.npz, bm25.json  the BM25 index of the skills (see ``lexical``)
+        bm25.bin          the BM25 index of the skills (``lexical``), an arrays file
       .lock               held while a build writes
 
 The manifest also keeps the corpus record (``load.changes``): the stamps and hashes that
@@ -51,10 +51,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retriever.errors import IndexError_, IndexWriteError
+from retriever.index.arrays import arrays_file, read_arrays_file
 from retriever.index.documents import Document, recipe
-from retriever.index.lexical import ARRAYS as BM25_ARRAYS
-from retriever.index.lexical import PARAMS as BM25_PARAMS
+from retriever.index.lexical import FILE as BM25
 from retriever.index.lexical import LexicalIndex
+from retriever.index.manifest import FileEntry, Manifest
 from retriever.index.tables import (
     DocumentTable,
     SkillIndex,
@@ -72,8 +73,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # 2: BM25 arrays added; 3: documents carry their item; 4: documents as columns, skills one a
-# line with their keys apart (read when asked for), the corpus record in the manifest
-FORMAT_VERSION = 4
+# line with their keys apart (read when asked for), the corpus record in the manifest;
+# 5: BM25 in one arrays file (read once, with the rest), load problems with their code
+FORMAT_VERSION = 5
 CURRENT = "current"
 MANIFEST = "manifest.json"
 DOCUMENTS = "documents.bin"
@@ -81,7 +83,7 @@ SKILLS = "skills.z"
 SKILL_KEYS = "skill_keys.json"
 RULES = "rules.bin"
 PROBLEMS = "problems.json"
-DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, SKILL_KEYS, RULES, PROBLEMS, BM25_ARRAYS, BM25_PARAMS)
+DATA_FILES = (VECTORS, DOCUMENTS, SKILLS, SKILL_KEYS, RULES, PROBLEMS, BM25)
 
 
 def file_sha256(path: Path) -> str:
@@ -206,7 +208,7 @@ def save_index(index_dir: Path, index: SkillIndex) -> SkillIndex:
     return replace(index, manifest=manifest, path=index_dir / name)
 
 
-def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
+def _write_version(tmp: Path, index: SkillIndex) -> Manifest:
     """Write every file of ``index`` into ``tmp``; returns the manifest written last."""
     import numpy as np
 
@@ -229,13 +231,11 @@ def _write_version(tmp: Path, index: SkillIndex) -> dict[str, Any]:
             for p in index.problems
         ],
     )
-    index.lexical.save(tmp)
-    files = {
-        f: {"sha256": file_sha256(tmp / f), "bytes": (tmp / f).stat().st_size} for f in DATA_FILES
-    }
+    _write_bytes(tmp / BM25, index.lexical.to_bytes())
+    files = {f: FileEntry(file_sha256(tmp / f), (tmp / f).stat().st_size) for f in DATA_FILES}
     # The manifest is written last: a folder without one is never a usable index.
-    manifest = {**index.manifest, "format_version": FORMAT_VERSION, "files": files}
-    _write_json(tmp / MANIFEST, manifest)
+    manifest = index.manifest.with_files(files, FORMAT_VERSION)
+    _write_json(tmp / MANIFEST, manifest.to_json())
     return manifest
 
 
@@ -255,50 +255,6 @@ def _write_documents(path: Path, documents: Sequence[Document], skill_ids: Seque
         "texts": np.frombuffer(table.texts, dtype=np.uint8),
     }
     _write_bytes(path, arrays_file(columns, {"kinds": list(table.kinds)}))
-
-
-# -- a file of arrays, read without copies ----------------------------------------------------
-#
-# A JSON header line ({"meta": ..., "arrays": {name: [dtype, shape, offset]}}), then each
-# array's bytes at its offset (a multiple of 8). Read, each array is a view of the file's
-# bytes: an .npz is read by copying every array out of a zip member, which for a large index
-# costs a fresh page for every 4 KB of it.
-
-_ALIGN = 8
-
-
-def arrays_file(arrays: dict[str, np.ndarray], meta: Any = None) -> bytes:
-    """``arrays`` (and ``meta``, plain JSON) as the bytes of one file."""
-    import numpy as np
-
-    layout, chunks, offset = {}, [], 0
-    for name, array in arrays.items():
-        array = np.ascontiguousarray(array)
-        layout[name] = [array.dtype.str, list(array.shape), offset]
-        chunk = array.tobytes()
-        chunks.append(chunk + b"\0" * (-len(chunk) % _ALIGN))
-        offset += len(chunks[-1])
-    header = json.dumps({"meta": meta, "arrays": layout}).encode() + b"\n"
-    header += b" " * (-len(header) % _ALIGN)
-    return header + b"".join(chunks)
-
-
-def read_arrays_file(data: bytes) -> tuple[Any, dict[str, np.ndarray]]:
-    """``(meta, arrays)`` of ``arrays_file``'s bytes; the arrays are read-only views of
-    ``data``. ``ValueError`` when the bytes are not such a file."""
-    import numpy as np
-
-    end = data.index(b"\n")
-    header = json.loads(data[:end])
-    start = end + 1 + (-(end + 1) % _ALIGN)
-    arrays = {}
-    for name, (dtype, shape, offset) in header["arrays"].items():
-        count = int(np.prod(shape, dtype=np.int64))
-        if np.dtype(dtype).hasobject:
-            raise ValueError(f"array {name} holds objects")
-        flat = np.frombuffer(data, dtype=dtype, count=count, offset=start + offset)
-        arrays[name] = flat.reshape(shape)
-    return header["meta"], arrays
 
 
 def _rules_file(vectors: np.ndarray) -> bytes:
@@ -366,7 +322,7 @@ def _remove_old_versions(index_dir: Path, keep: set[str | None]) -> None:
             shutil.rmtree(child, ignore_errors=True)
 
 
-def read_manifest(index_dir: Path, version: str | None = None) -> dict[str, Any] | None:
+def read_manifest(index_dir: Path, version: str | None = None) -> Manifest | None:
     """The manifest of ``version`` (default: the current one), or ``None`` when there is no
     index yet.
 
@@ -391,7 +347,10 @@ def read_manifest(index_dir: Path, version: str | None = None) -> dict[str, Any]
             f"{path}: index format {manifest.get('format_version')!r}, this version of "
             f"skill-retriever reads format {FORMAT_VERSION}; rebuild the index"
         )
-    return manifest
+    try:
+        return Manifest.from_json(manifest)
+    except ValueError as e:
+        raise IndexError_(f"{path}: manifest is malformed ({e}); rebuild the index") from e
 
 
 @dataclass(frozen=True)
@@ -399,7 +358,7 @@ class IndexStatus:
     """What an index folder holds, against the corpus and model it should serve."""
 
     folder: Path
-    manifest: dict[str, Any] | None  # None: no index, or not a readable one
+    manifest: Manifest | None  # None: no index, or not a readable one
     stale_because: str | None  # None: up to date (files are checked when it is loaded)
     newer_writer: str | None = None  # the newer skill-retriever that wrote it, if so
     version: str | None = None  # the version folder whose manifest was read
@@ -410,7 +369,7 @@ class IndexStatus:
 
 
 def index_status(
-    index_dir: Path, model_id: str, fingerprint: str | Callable[[dict[str, Any]], str]
+    index_dir: Path, model_id: str, fingerprint: str | Callable[[Manifest], str]
 ) -> IndexStatus:
     """Whether the index in ``index_dir`` was built from the corpus with ``fingerprint`` by
     the model ``model_id``, and if not, why (in words for a person).
@@ -426,16 +385,16 @@ def index_status(
     if manifest is None:
         return IndexStatus(index_dir, None, "no index yet")
     writer = newer_writer(manifest)
-    if manifest.get("model") != model_id:
-        why = f"built with model '{manifest.get('model')}', asked for '{model_id}'"
+    if manifest.model != model_id:
+        why = f"built with model '{manifest.model}', asked for '{model_id}'"
         return IndexStatus(index_dir, manifest, why, writer, version)
-    if manifest.get("documents") != (made := recipe()):
-        built = manifest.get("documents")
+    if manifest.documents != (made := recipe()):
+        built = manifest.documents
         why = f"built from other documents ('{built}'); this version makes '{made}'"
         return IndexStatus(index_dir, manifest, why, writer, version)
     if callable(fingerprint):
         fingerprint = fingerprint(manifest)
-    if manifest.get("corpus_fingerprint") != fingerprint:
+    if manifest.corpus_fingerprint != fingerprint:
         return IndexStatus(
             index_dir, manifest, "the skill files changed since it was built", writer, version
         )
@@ -516,16 +475,17 @@ def _read_and_hash(path: Path) -> tuple[bytes | None, str]:
 
 
 def _checked_data(
-    folder: Path, manifest: dict[str, Any], prefetch: Prefetch | None = None
+    folder: Path, manifest: Manifest, prefetch: Prefetch | None = None
 ) -> dict[str, bytes]:
     """Every data file's bytes (but the FAISS file's), each checked against its sha256 in
     the manifest; ``IndexError_`` on any difference."""
-    files = manifest.get("files") or {}
+    files = manifest.files
     read = prefetch.of(folder) if prefetch is not None else {}
     data = {}
     for name in DATA_FILES:
         path = folder / name
-        expected = (files.get(name) or {}).get("sha256")
+        entry = files.get(name)
+        expected = entry.sha256 if entry is not None else None
         if not path.is_file():
             raise IndexError_(f"{path}: missing from the index; rebuild the index")
         try:
@@ -560,7 +520,7 @@ def _read_skills(keys_data: bytes, lines: bytes) -> tuple[SkillTable, list[int]]
 def _load_version(
     index_dir: Path,
     version: str | None,
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
     prefetch: Prefetch | None = None,
 ) -> SkillIndex:
     manifest = manifest or read_manifest(index_dir, version)
@@ -574,25 +534,25 @@ def _load_version(
         documents = _read_documents(data[DOCUMENTS], skills.ids)
         rule_vectors = _read_rules(data[RULES])
         problems = tuple(LoadProblem(**p) for p in json.loads(data[PROBLEMS]))
-        lexical = LexicalIndex.load(folder)
+        lexical = LexicalIndex.from_bytes(data[BM25])
     except Exception as e:  # noqa: BLE001 - any damage is reported the same way
         raise IndexError_(f"{folder}: cannot read the index ({e}); rebuild the index") from e
 
-    counts = manifest.get("counts", {})
+    counts = manifest.counts
     n_rules = sum(skills.rule_counts)
     checks = [
         (
             vectors.ntotal == len(documents),
             f"{vectors.ntotal} vectors for {len(documents)} documents",
         ),
-        (counts.get("documents") == len(documents), "document count differs from the manifest"),
-        (counts.get("skills") == len(skills), "skill count differs from the manifest"),
+        (counts.documents == len(documents), "document count differs from the manifest"),
+        (counts.skills == len(skills), "skill count differs from the manifest"),
         (
             len(ends) == len(skills) and (ends[-1] if ends else 0) == len(data[SKILLS]),
             "the skills are out of step with their keys",
         ),
         (
-            vectors.dimension == manifest.get("dimension"),
+            vectors.dimension == manifest.dimension,
             f"vector size {vectors.dimension} differs from manifest",
         ),
         (rule_vectors.shape[0] == n_rules, "handoff rule vectors out of step with the rules"),
@@ -615,18 +575,18 @@ def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-def newer_writer(manifest: dict[str, Any]) -> str | None:
+def newer_writer(manifest: Manifest) -> str | None:
     """The version of skill-retriever that wrote the index when it is newer than this one
     (its format is ours, so it is read, but it may hold what this version does not know)."""
     from retriever import __version__
 
-    writer = manifest.get("package_version")
-    if isinstance(writer, str) and _version_tuple(writer) > _version_tuple(__version__):
+    writer = manifest.package_version
+    if _version_tuple(writer) > _version_tuple(__version__):
         return writer
     return None
 
 
-def _warn_if_newer(manifest: dict[str, Any], folder: Path) -> None:
+def _warn_if_newer(manifest: Manifest, folder: Path) -> None:
     writer = newer_writer(manifest)
     if writer:
         from retriever import __version__

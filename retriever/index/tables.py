@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from retriever.index.documents import Document
 from retriever.index.lexical import LexicalIndex
+from retriever.index.manifest import Manifest
 from retriever.index.vectors import VectorIndex
 from retriever.skill import LoadProblem, Skill
 
@@ -31,7 +32,7 @@ class SkillIndex:
     """A collection's documents, their vectors, the handoff rule vectors, BM25, the skills
     and their load problems, and the manifest that describes them."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest
     vectors: VectorIndex  # one row per document, in document order
     documents: Sequence[Document]  # a tuple when built, a DocumentTable when loaded
     skills: Sequence[Skill]  # a tuple when built, a SkillTable when loaded

@@ -24,7 +24,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "the LangChain adapter needs langchain-core: pip install 'skill-retriever[langchain]'"
     ) from e
 
-from retriever.present.markdown import render_skill
+from retriever.present.skill import skill_markdown
 
 
 class SkillLangChainRetriever(BaseRetriever):
@@ -47,7 +47,7 @@ class SkillLangChainRetriever(BaseRetriever):
             skill = self.skill_retriever.skill(hit.id)
             docs.append(
                 Document(
-                    page_content=render_skill(skill, self.sections),
+                    page_content=skill_markdown(skill, self.sections),
                     metadata={
                         "id": hit.id,
                         "name": hit.name,

@@ -256,19 +256,20 @@ def scan_corpus(roots: list[Path], previous: Any = None, *, verify: bool = False
 
 
 def fingerprint_now(
-    manifest: dict[str, Any],
+    built_from: str,
+    record: Any,
     roots: list[Path],
     *,
     verify: bool = False,
     scan: Callable[[Any], Scan] | None = None,
 ) -> str:
-    """The corpus fingerprint of ``roots`` as the files are now, for comparing with the one
-    ``manifest`` was built from: the manifest's own when its record vouches that nothing
-    changed (no walk, no hashing), else a scan hashing only the files whose stamp moved
-    (every file with ``verify``). ``scan``: how to scan, given the manifest's record (a
-    caller that may build next passes one that keeps the scan for the build)."""
-    built_from, record = manifest.get("corpus_fingerprint"), manifest.get("corpus")
-    if not verify and isinstance(built_from, str) and unchanged(record, roots):
+    """The corpus fingerprint of ``roots`` as the files are now, for comparing with
+    ``built_from``, the one an index was built from: that one when the index's ``record``
+    of its files vouches that nothing changed (no walk, no hashing), else a scan hashing
+    only the files whose stamp moved (every file with ``verify``). ``scan``: how to scan,
+    given the record (a caller that may build next passes one that keeps the scan for the
+    build)."""
+    if not verify and unchanged(record, roots):
         return built_from
     if scan is None:
         return scan_corpus(roots, record, verify=verify).fingerprint

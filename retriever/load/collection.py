@@ -11,6 +11,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from retriever.errors import EXPECTED_LAYOUTS
 from retriever.load.changes import digest
 from retriever.load.discover import scan, unreadable_problems
 from retriever.load.files import FileProblem
@@ -132,8 +133,7 @@ def load_collection(roots: list[Path] | tuple[Path, ...]) -> LoadReport:
             + tuple(
                 LoadProblem(
                     r,
-                    "no skills found here (expected <dir>/skill.yaml, "
-                    "<dir>/<id>.yaml or <dir>/SKILL.md)",
+                    f"no skills found here (expected {EXPECTED_LAYOUTS})",
                     code="empty_root",
                 )
                 for r in empty

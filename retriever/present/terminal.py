@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import textwrap
 
 from retriever.index.documents import SHARP_EDGE
 from retriever.present.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
@@ -93,43 +92,7 @@ def format_result(result: SearchResult) -> str:
 
 
 def format_skill(skill: Skill) -> str:
-    """One skill as readable text, control characters removed."""
-    return safe(_format_skill(skill))
+    """One skill as readable text (``present.skill.skill_text``), control characters removed."""
+    from retriever.present.skill import skill_text
 
-
-def _format_skill(skill: Skill) -> str:
-    def para(title: str, text: str) -> list[str]:
-        return (
-            [title, textwrap.indent(textwrap.fill(" ".join(text.split()), 96), "  ")]
-            if text
-            else []
-        )
-
-    lines = [f"{skill.name} ({skill.id})", f"  {skill.format}: {skill.path}", ""]
-    lines += para("Description", skill.description)
-    lines += para("Identity", skill.identity)
-    if skill.triggers:
-        lines += ["Triggers", "  " + ", ".join(skill.triggers)]
-    if skill.owns or skill.tags:
-        lines += ["Owns / tags", "  " + ", ".join(skill.owns + skill.tags)]
-    if skill.patterns:
-        lines.append("Patterns")
-        for p in skill.patterns:
-            lines.append(f"  - {p.name}: {_clip(p.description, 100)}")
-            if p.when:
-                lines.append(f"      when: {_clip(p.when, 100)}")
-    if skill.anti_patterns:
-        lines.append("Anti-patterns")
-        for a in skill.anti_patterns:
-            lines.append(f"  - {a.name}: {_clip(a.description, 100)}")
-            if a.why:
-                lines.append(f"      why: {_clip(a.why, 100)}")
-            if a.instead:
-                lines.append(f"      instead: {_clip(a.instead, 100)}")
-    if skill.handoffs:
-        lines.append("Handoffs")
-        for h in skill.handoffs:
-            lines.append(f"  - to {h.target} when {_clip(h.trigger, 90)}")
-    if skill.body:
-        lines += ["Body", textwrap.indent(skill.body, "  ")]
-    return "\n".join(lines)
+    return safe(skill_text(skill))

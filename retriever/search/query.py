@@ -19,6 +19,20 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+# The most skills a served search returns (HTTP, MCP, the hook): a caller asking for more
+# wants the whole collection, which a search is not for.
+MAX_K = 50
+
+
+def check_k(k: object, most: int | None = None) -> int:
+    """``k`` when it is a whole number from 1 to ``most`` (no bound: ``None``), else
+    ``QueryError`` saying so: the one check of every way a search is asked for."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or (most is not None and k > most):
+        bound = f"from 1 to {most}" if most is not None else "of at least 1"
+        raise QueryError(f"k must be a whole number {bound}, not {k!r}")
+    return k
+
+
 def clean_query(query: object) -> tuple[str, list[str], bool]:
     """The query made safe to embed, notes on what was changed, and whether it was cut.
 

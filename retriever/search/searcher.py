@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from retriever.errors import QueryError
 from retriever.index.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
 from retriever.index.embed import Embedder, require_finite
 from retriever.present.results import (
@@ -27,7 +26,7 @@ from retriever.present.results import (
     shown,
 )
 from retriever.search.handoffs import HandoffRules
-from retriever.search.query import clean_query
+from retriever.search.query import check_k, clean_query
 from retriever.search.rank import (
     Candidates,
     DocHit,
@@ -149,10 +148,21 @@ class Searcher:
 
     # -- the query path ---------------------------------------------------------------------
 
+    def rank(self, query: str, k: int = 10) -> list[str]:
+        """The ids of the ``k`` best skills, best first: ``search``'s ranking, without the
+        handoffs, answers and explanations it goes on to make (what evaluation needs)."""
+        query = clean_query(query)[0]
+        check_k(k)
+        qv, _ = self.embedder.encode_query(query)
+        require_finite(qv, self.embedder.model_id)
+        near, _ = self.nearest(qv[0])
+        keywords = self.triggers.find(query)
+        ranking = rank(near, keywords, self.lexical.scores(query), self.tables, self.config, k)
+        return [r.skill_id for r in ranking.ranked]
+
     def search(self, query: str, k: int = 5) -> SearchResult:
         query, notes, truncated = clean_query(query)
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise QueryError(f"k must be a whole number of at least 1, not {k!r}")
+        check_k(k)
         qv, cut = self.embedder.encode_query(query)
         require_finite(qv, self.embedder.model_id)
         truncated = truncated or cut

@@ -23,22 +23,26 @@ def diagnose(
     """The report ``retrieve doctor --json`` prints. User errors (a missing root, an
     unknown model) raise ``RetrieverError`` as everywhere else."""
     from retriever import __version__
+    from retriever.errors import no_skills
     from retriever.index.embed import make_embedder
     from retriever.index.store import index_status
     from retriever.load import load_collection
     from retriever.load.changes import fingerprint_now
-    from retriever.paths import USER_SKILL_ROOTS, default_index_dir, resolve_roots
+    from retriever.paths import USER_SKILL_ROOTS, index_folder, resolve_roots
 
     roots = resolve_roots(skills)
     embedder = make_embedder(model, backend)  # resolves the model; loads nothing
-    folder = Path(index).expanduser() if index else default_index_dir(roots, embedder.model_id)
+    folder = index_folder(roots, embedder.model_id, index)
     report = load_collection(roots)
-    status = index_status(folder, embedder.model_id, lambda m: fingerprint_now(m, roots))
-    manifest = status.manifest or {}
+    status = index_status(
+        folder,
+        embedder.model_id,
+        lambda m: fingerprint_now(m.corpus_fingerprint, m.corpus, roots),
+    )
+    manifest = status.manifest
     todo = []
     if not report.skills:  # an index of nothing cannot be built: say what is wrong instead
-        where = ", ".join(str(r) for r in roots)
-        todo.append(f"no skills found under {where}: point --skills at a folder of skills")
+        todo.append(f"{no_skills(roots)}; point --skills at a folder of skills")
     elif not status.fresh:
         todo.append(f"build the index ({status.stale_because}): {_index_command(skills, index)}")
     return {
@@ -54,10 +58,10 @@ def diagnose(
             "folder": str(folder),
             "exists": folder.is_dir(),
             "version": status.version,
-            "created_at": manifest.get("created_at"),
-            "skills": (manifest.get("counts") or {}).get("skills"),
-            "documents": (manifest.get("counts") or {}).get("documents"),
-            "written_by": manifest.get("package_version"),
+            "created_at": manifest.created_at if manifest else None,
+            "skills": manifest.counts.skills if manifest else None,
+            "documents": manifest.counts.documents if manifest else None,
+            "written_by": manifest.package_version if manifest else None,
         },
         "stale": not status.fresh,
         "stale_because": status.stale_because,
@@ -83,16 +87,11 @@ def _index_command(skills: list[str] | None, index: str | None) -> str:
 
 def _backend(embedder) -> dict[str, Any]:
     """Which runtime a query would use, and where the ONNX export is (or will be)."""
-    from retriever.index.embed import SentenceTransformerEmbedder
-    from retriever.index.onnx import OnnxEmbedder
-
-    if isinstance(embedder, SentenceTransformerEmbedder):
-        return {"runtime": "sentence-transformers", "onnx_export": None, "export_present": False}
-    folder = getattr(embedder, "folder", None) or getattr(embedder, "_folder", None)
+    runtime = embedder.runtime()
     return {
-        "runtime": "onnx",
-        "onnx_export": str(folder) if folder else None,
-        "export_present": isinstance(embedder, OnnxEmbedder),
+        "runtime": runtime.name,
+        "onnx_export": runtime.export,
+        "export_present": runtime.export is not None and runtime.ready,
     }
 
 

@@ -134,12 +134,13 @@ def index_folder(args: Any) -> Path:
     """The index folder ``SkillRetriever.open`` would use for these options, worked out
     without loading anything (so the path to a running server stays cheap)."""
     from retriever.index.embed import resolve_model
-    from retriever.paths import default_index_dir, resolve_roots
+    from retriever.paths import index_folder as folder_of
+    from retriever.paths import resolve_roots
 
-    if args.index:
+    if args.index:  # resolving the model (a folder walk for a model on disk) is not needed
         return Path(args.index).expanduser().resolve()
     model_id, _ = resolve_model(args.model)
-    return default_index_dir(resolve_roots(args.skills), model_id).resolve()
+    return folder_of(resolve_roots(args.skills), model_id).resolve()
 
 
 def reply_limit(k: int, budget: int) -> int:
@@ -196,12 +197,11 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
     """``(query as searched, Markdown)`` from the index on disk, which must be there and up
     to date: building one takes minutes, far too long for a prompt."""
     from retriever.api import SkillRetriever
-    from retriever.errors import IndexError_, QueryError
-    from retriever.index.embed import SentenceTransformerEmbedder, make_embedder
-    from retriever.index.onnx import OnnxEmbedder
+    from retriever.errors import QueryError, StaleIndexError
+    from retriever.index.embed import make_embedder
 
     embedder = make_embedder(args.model, args.backend)
-    if not isinstance(embedder, (OnnxEmbedder, SentenceTransformerEmbedder)):
+    if not embedder.runtime().ready:
         # the ONNX export is made on first use and takes longer than any prompt should
         # wait: cut short each time, it would be started again on every prompt.
         # `retrieve index` makes it, and the index too when that is missing or stale.
@@ -218,9 +218,8 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
             progress=False,
             verify=bool(getattr(args, "verify", False)),
         )
-    except IndexError_ as e:
-        reason = str(e).split(". Build it with", 1)[0]  # our own advice instead
-        raise HookError(f"{reason}; build it with: {build_command(args)}") from e
+    except StaleIndexError as e:  # our own advice instead of the library's
+        raise HookError(f"{e.why}; build it with: {build_command(args)}") from e
     try:
         result = retriever.search(query, k=k)
     except QueryError:

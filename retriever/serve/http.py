@@ -39,7 +39,8 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from retriever.errors import RetrieverError
+from retriever.errors import QueryError, RetrieverError
+from retriever.search.query import MAX_K, check_k
 from retriever.serve.discovery import IDENTITY_PATH, announced, identity
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 ENV_TOKEN = "SKILL_RETRIEVER_TOKEN"
 MAX_BODY_BYTES = 256 * 1024  # a query is cut to 2,000 words (~15 KB) anyway
-MAX_K = 50
 MAX_RENDER_CHARS = 100_000
 # Searches run at once; the rest wait their turn. Each one's forward pass already uses the
 # cores (onnxruntime's threads), so more at a time only share them worse: with 16 clients
@@ -561,8 +561,10 @@ def parse_search(body: bytes) -> tuple[str, int, int | None]:
     if not isinstance(query, str) or not query.strip():
         raise BadRequest(400, "query must be a non-empty string")
     k = data.get("k", 5)
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise BadRequest(400, f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    try:
+        check_k(k, MAX_K)
+    except QueryError as e:
+        raise BadRequest(400, str(e)) from e
     max_chars = data.get("max_chars")
     if max_chars is not None and (
         not isinstance(max_chars, int)
@@ -586,10 +588,10 @@ def health(live: LiveRetriever) -> dict[str, Any]:
         "index": {
             "folder": str(retriever.index_dir),
             "version": current.name if current is not None else None,
-            "created_at": manifest.get("created_at"),
+            "created_at": manifest.created_at,
         },
-        "model": manifest.get("model"),
-        "backend": _runtime(retriever.embedder),
+        "model": manifest.model,
+        "backend": retriever.embedder.runtime().name,
         "skills": len(retriever.skills),
         "documents": retriever.document_count,
         "problems": len(retriever.problems),
@@ -597,13 +599,6 @@ def health(live: LiveRetriever) -> dict[str, Any]:
         "stale_because": why,
         "watch": live.status(),
     }
-
-
-def _runtime(embedder) -> str:
-    from retriever.index.onnx import OnnxEmbedder
-
-    inner = getattr(embedder, "_delegate", None) or embedder  # an export made on first use
-    return "onnx" if isinstance(inner, OnnxEmbedder) else "sentence-transformers"
 
 
 def build_app(
@@ -620,7 +615,7 @@ def build_app(
     from starlette.routing import Route
 
     from retriever.errors import RetrieverError, UnknownSkillError
-    from retriever.present.markdown import render_skill
+    from retriever.present.skill import skill_markdown
     from retriever.serve.mcp import build_server
 
     gate = anyio.Semaphore(SEARCH_SLOTS)  # shared by /search and the MCP tool
@@ -654,7 +649,7 @@ def build_app(
         wanted = [s for s in sections.split(",") if s] if sections else None
         try:
             skill = retriever.skill(request.path_params["id"])
-            markdown = render_skill(skill, wanted)
+            markdown = skill_markdown(skill, wanted)
         except UnknownSkillError as e:
             return reply({"error": str(e)}, 404)
         except ValueError as e:  # an unknown section

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retriever.api import SkillRetriever
+    from retriever.index.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +199,9 @@ class LiveRetriever:
             return self.last_reload
 
     def _reload(self) -> tuple[str, str]:
-        from retriever.api import SkillRetriever
-        from retriever.load import load_sources
+        from retriever.api import SkillRetriever, shared_cache_for
+        from retriever.index.opening import build, load_report
+        from retriever.index.store import build_lock
         from retriever.load.changes import indexed_paths, scan_corpus, unchanged
 
         missing = self.missing_root()
@@ -214,20 +216,19 @@ class LiveRetriever:
         if missing:
             return "held", missing
         old = self.current
-        roots, record = self.targets(), old.manifest.get("corpus")
+        roots, record = self.targets(), old.manifest.corpus
         # most batches are editor temp files: the record vouches for every file, nothing is
         # walked or hashed; otherwise one scan, hashing only the files whose stamp moved
         if unchanged(record, roots):
             return "unchanged", "no indexed file changed"
         scan = scan_corpus(roots, record)
-        if scan.fingerprint == old.manifest.get("corpus_fingerprint"):
+        if scan.fingerprint == old.manifest.corpus_fingerprint:
             return "unchanged", "no indexed file changed"
-        sources = scan.sources
         # A file that loaded before and does not now is a broken edit (a YAML typo saved
         # half-way): rebuilding would drop that skill, or its sharp edges or checks, from the
         # index, so keep the old one. A file the last build did not index, or that had a
         # problem then already, holds nothing: a broken new skill is reported, not waited on.
-        report = load_sources(sources, tuple(str(r) for r in roots))
+        report = load_report(scan, roots)
         # compared as (root, path inside it): a root replaced by a link switch holds the
         # same files under another folder
         loaded = indexed_paths(record) - {p.path for p in old.problems}
@@ -235,17 +236,25 @@ class LiveRetriever:
         broken = [p for p in _unloaded(report) if _inside([p.path], roots) <= before]
         if broken:
             return "held", f"{broken[0].path} does not load ({broken[0].reason})"
-        new = SkillRetriever.open(
-            roots,  # the folders scanned: a link switched since is the next reload's
-            index_dir=old.index_dir,
-            embedder=old.embedder,  # the model stays loaded: one copy, no start-up cost
-            rebuild="auto",
-            progress=False,
+        # Built from this scan and this parse, with the index being served as the source of
+        # unchanged vectors: nothing is walked, parsed or read from disk again. The folders
+        # scanned are the roots' targets: a link switched since is the next reload's.
+        with build_lock(old.index_dir):
+            index = build(
+                old.index_dir,
+                scan,
+                report,
+                old.embedder,  # the model stays loaded: one copy, no start-up cost
+                previous=old.index,
+                cache=shared_cache_for(old.embedder),
+            )
+        new = SkillRetriever.of_index(
+            index, old.index_dir, old.embedder, old.config, "the skill files changed"
         )
         new.warm()  # the first query on a new index is not the slow one
         self.current = new  # the swap: one reference assignment
         self.generation += 1
-        embedded = new.manifest.get("counts", {}).get("embedded", 0)
+        embedded = new.manifest.counts.embedded
         return "reloaded", (
             f"reloaded the index: {len(new.skills)} skills, {embedded} "
             f"{'text' if embedded == 1 else 'texts'} embedded"
@@ -273,13 +282,16 @@ class LiveRetriever:
         with self._fresh_lock:
             now = time.monotonic()
             manifest = self.current.manifest
-            served = manifest.get("corpus_fingerprint", "")
+            served = manifest.corpus_fingerprint
             # a root replaced, or a link switched, is looked at again at once
             key = (served, self.identities())
             cached = self._fresh
             if cached is None or now - cached[0] > FRESHNESS_TTL_S or cached[1] != key:
                 why = self.missing_root() or self._moved(manifest)
-                if why is None and fingerprint_now(manifest, self.targets()) != served:
+                if (
+                    why is None
+                    and fingerprint_now(served, manifest.corpus, self.targets()) != served
+                ):
                     why = "the skill files changed since it was loaded"
                 if why is not None and not self.watching and not self.missing_root():
                     why += " (restart, or serve with --watch)"
@@ -289,7 +301,7 @@ class LiveRetriever:
             why = self.held_because
         return why is not None, why
 
-    def _moved(self, manifest: dict[str, Any]) -> str | None:
+    def _moved(self, manifest: Manifest) -> str | None:
         """Why the served index is not of the folders the roots lead to now (a link switched
         to another folder), or ``None``."""
         loaded = _recorded_roots(manifest)
@@ -318,10 +330,10 @@ class LiveRetriever:
         }
 
 
-def _recorded_roots(manifest: dict[str, Any]) -> list[str]:
+def _recorded_roots(manifest: Manifest) -> list[str]:
     """The (resolved) roots an index was built from, as its manifest says."""
-    record = manifest.get("corpus")
-    roots = record.get("roots") if isinstance(record, dict) else manifest.get("roots")
+    record = manifest.corpus
+    roots = record.get("roots") if isinstance(record, dict) else list(manifest.roots)
     return [str(r) for r in roots] if isinstance(roots, list) else []
 
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from retriever.api import SkillRetriever
-from retriever.errors import RetrieverError
+from retriever.errors import QueryError, RetrieverError
+from retriever.present.compact import compact_result, search_output_model
+from retriever.search.query import MAX_K, check_k
 
 if TYPE_CHECKING:
     from retriever.serve.live import LiveRetriever
@@ -62,101 +64,6 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "replace").decode("utf-8") if isinstance(value, str) else value
 
 
-def compact_result(result) -> dict[str, Any]:
-    """The search result in a compact form for an agent's context."""
-    skills = []
-    for s in result.skills:
-        why = s.matches[0] if s.matches else None
-        skills.append(
-            {
-                "id": s.id,
-                "name": s.name,
-                "score": round(s.score, 3),
-                "via": s.via,
-                "description": s.description[:300],
-                "why": f"{why.field}: {why.text[:160]}" if why else "",
-                "patterns": [
-                    {"name": p.name, "kind": p.kind, "score": round(p.score, 3)} for p in s.patterns
-                ],
-            }
-        )
-    handoffs = [
-        {"from": h.from_skill, "to": h.to_skill, "reason": h.reason, "resolved": h.resolved}
-        for h in result.handoffs
-    ]
-    if result.no_match:
-        # Said first, and the nearest skills kept apart from answers, so that an agent
-        # cannot take them for guidance that fits.
-        return {
-            "query": result.query,
-            "no_match": True,
-            "skills": [],
-            "handoffs": [],
-            "notes": list(result.notes),
-            "nearest": [s["id"] for s in skills],
-        }
-    out: dict[str, Any] = {"query": result.query}
-    if result.answers:  # the known problem the query describes, and its fix, first
-        out["answers"] = [
-            {
-                "skill": a.skill_id,
-                "kind": a.kind,
-                "summary": a.summary,
-                "fix": a.fix,
-                "score": round(a.score, 3),
-            }
-            for a in result.answers
-        ]
-    out |= {"skills": skills, "handoffs": handoffs}
-    if result.notes:
-        out["notes"] = list(result.notes)
-    return out
-
-
-def _search_output_model() -> Any:
-    """The pydantic model of search_skills' structured output, as its ``outputSchema``.
-
-    Every object allows more fields than it lists (``additionalProperties``): results
-    grow fields, and a client validating against the schema must keep working.
-    """
-    from pydantic import BaseModel, ConfigDict, Field
-
-    class Open(BaseModel):
-        model_config = ConfigDict(extra="allow")
-
-    class PatternOut(Open):
-        name: str
-        kind: str = Field(description="pattern or anti_pattern")
-        score: float
-
-    class SkillOut(Open):
-        id: str
-        name: str
-        score: float = Field(description="orders the ranking; not a probability")
-        via: str = Field(description="semantic, keyword or handoff")
-        description: str = ""
-        why: str = Field("", description="the field and text that matched best")
-        patterns: list[PatternOut] = []
-
-    class HandoffOut(Open):
-        from_: str = Field(alias="from")
-        to: str
-        reason: str = ""
-        resolved: bool = True
-
-    class SearchOutput(Open):
-        query: str
-        skills: list[SkillOut] = []
-        handoffs: list[HandoffOut] = []
-        notes: list[str] = []
-        no_match: bool = Field(False, description="nothing in the collection fits")
-        nearest: list[str] = Field(
-            [], description="with no_match: the closest skill ids, not answers"
-        )
-
-    return SearchOutput
-
-
 def _current_of(source: SkillRetriever | LiveRetriever) -> Callable[[], SkillRetriever]:
     """The retriever to answer with, read at each call (a live one is swapped on reload)."""
     from retriever.serve.live import LiveRetriever
@@ -185,7 +92,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     from mcp_types import Resource as ResourceInfo
 
     from retriever import __version__
-    from retriever.present.markdown import render_skill
+    from retriever.present.skill import skill_markdown
 
     current = _current_of(source)
     read_only = ToolAnnotations(
@@ -219,8 +126,10 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     )
 
     async def search_skills(query: str, k: int = 5):
-        if not 1 <= k <= 50:
-            raise _invalid(f"k must be between 1 and 50, not {k}")
+        try:
+            check_k(k, MAX_K)
+        except QueryError as e:
+            raise _invalid(str(e)) from e
         retriever = current()
         try:
             async with gate if gate is not None else contextlib.nullcontext():
@@ -240,7 +149,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     search_skills.__annotations__ = {
         "query": str,
         "k": int,
-        "return": Annotated[CallToolResult, _search_output_model()],
+        "return": Annotated[CallToolResult, search_output_model()],
     }
     server.add_tool(
         search_skills,
@@ -259,7 +168,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     )
     def get_skill(id: str, sections: list[str] | None = None) -> str:  # noqa: A002 - MCP arg
         try:
-            return render_skill(
+            return skill_markdown(
                 current().skill(_text(id)), [_text(s) for s in sections] if sections else None
             )
         except (RetrieverError, ValueError) as e:
@@ -275,7 +184,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     )
     def read_skill(id: str) -> str:  # noqa: A002 - the URI template's variable
         try:
-            return render_skill(current().skill(_text(unquote(id))))
+            return skill_markdown(current().skill(_text(unquote(id))))
         except RetrieverError as e:
             raise _invalid(str(e)) from e
 

@@ -151,7 +151,7 @@ def test_a_root_that_disappears_and_comes_back_is_watched_again(live, tmp_path):
 
 def test_serve_watch_end_to_end(tmp_path, bundled_index, bundled):
     """`retrieve serve --watch`: the edit shows in /search and /health over HTTP."""
-    from test_server import Server, request
+    from helpers import Server, request
 
     skills = tmp_path / "skills"
     shutil.copytree(BUNDLED, skills)

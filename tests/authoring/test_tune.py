@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from conftest import BUNDLED
-from test_cli import retrieve
+from helpers import retrieve
 
 from retriever.authoring.tune import TUNE_FILE, make_batches, training_texts, tune
 from retriever.errors import RetrieverError
@@ -76,6 +76,7 @@ def test_tune_refuses_bad_arguments(tmp_path):
     assert not (tmp_path / "new").exists()  # nothing written by a refused run
 
 
+@pytest.mark.slow  # loads torch and trains: a minute of the default run's few
 def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
     out = tmp_path / "tuned"
     p = retrieve(
@@ -111,5 +112,5 @@ def test_cli_tune_writes_a_model_the_index_can_use(tmp_path):
         index_dir=tmp_path / "index",
         embedder=make_embedder(str(out), models_home=tmp_path / "models"),
     )
-    assert r.manifest["model"] == str(out.resolve())
+    assert r.manifest.model == str(out.resolve())
     assert r.search("my webhook handler processes the same event twice", k=3).skill_ids

@@ -11,27 +11,7 @@ import sys
 
 import pytest
 from conftest import BUNDLED
-
-# What Claude Code writes on the hook's stdin for UserPromptSubmit.
-EVENT = {
-    "session_id": "5b7e0d2c-8f1e-4c55-9a0e-2f1f4d6c9b21",
-    "transcript_path": "/home/user/.claude/projects/-work-app/5b7e0d2c.jsonl",
-    "cwd": "/work/app",
-    "permission_mode": "default",
-    "hook_event_name": "UserPromptSubmit",
-    "prompt": "my webhook handler processes the same event twice",
-}
-
-
-def run_hook(stdin: dict | str | bytes, *args: str, env=None) -> subprocess.CompletedProcess:
-    data = json.dumps(stdin) if isinstance(stdin, dict) else stdin
-    return subprocess.run(
-        [sys.executable, "-m", "retriever.cli", "hook", "claude-code", *args],
-        input=data.encode() if isinstance(data, str) else data,
-        capture_output=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+from helpers import EVENT, run_hook
 
 
 def text(p: subprocess.CompletedProcess) -> tuple[str, str]:

@@ -32,12 +32,11 @@ def test_build_then_reuse(setup, fake_embedder):
     again = SkillRetriever.open(root, index_dir=idx, embedder=fake_embedder, rebuild="never")
     assert again.rebuilt_because is None
     m = again.manifest
-    assert m["counts"]["skills"] == 3 and m["model"] == "fake-bag-of-words"
-    assert m["dimension"] == 256 and m["format_version"] == FORMAT_VERSION
-    assert m["corpus_fingerprint"]
+    assert m.counts.skills == 3 and m.model == "fake-bag-of-words"
+    assert m.dimension == 256 and m.format_version == FORMAT_VERSION
+    assert m.corpus_fingerprint
     assert sorted(p.name for p in (idx / "current").iterdir()) == [
-        "bm25.json",
-        "bm25.npz",
+        "bm25.bin",
         "documents.bin",
         "manifest.json",
         "problems.json",
@@ -177,7 +176,7 @@ def test_failed_build_leaves_the_good_index(setup, fake_embedder):
         SkillRetriever.open(root, index_dir=idx, embedder=Broken())
     assert os.readlink(idx / "current") == before
     assert not [p for p in idx.iterdir() if p.name.startswith(".tmp")]
-    assert load_index(idx).manifest["counts"]["skills"] == 3  # the old index, whole
+    assert load_index(idx).manifest.counts.skills == 3  # the old index, whole
 
 
 def test_rebuild_embeds_only_new_texts(setup):
@@ -187,7 +186,7 @@ def test_rebuild_embeds_only_new_texts(setup):
     counting = CountingEmbedder()
     rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=counting)
     assert counting.seen == ["kafka"]
-    assert rebuilt.manifest["counts"]["embedded"] == 1
+    assert rebuilt.manifest.counts.embedded == 1
     assert rebuilt.search("kafka").skills[0].id == "queues"
 
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from conftest import BUNDLED
-from test_hook import EVENT, run_hook
+from helpers import EVENT, run_hook
 
 from retriever.serve import discovery
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 from conftest import BUNDLED
+from helpers import retrieve as run_retrieve
 
 
-def retrieve(*args: str, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "retriever.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
+def retrieve(*args: str, env=None):
+    return run_retrieve(*args, env=env, check=False, timeout=300)
 
 
 def test_version_prints_the_version_and_exits_0():
@@ -38,7 +31,7 @@ def test_doctor_on_a_usable_index(bundled_index, bundled):
     assert r["index"]["folder"] == str(bundled_index)
     assert r["index"]["version"] == bundled.index.path.name
     assert r["index"]["documents"] == bundled.document_count
-    assert r["model"] == bundled.manifest["model"]
+    assert r["model"] == bundled.manifest.model
     assert r["backend"]["runtime"] == "onnx" and r["backend"]["export_present"] is True
     assert os.path.isdir(r["backend"]["onnx_export"])
     assert r["server"] is None or r["server"]["url"].startswith("http://")

@@ -316,7 +316,7 @@ def test_probes_are_answered_with_more_connections_than_descriptors(
 def test_mcp_answers_on_any_loopback_address(bundled_index, bundled, tmp_path):
     """Before: with --host 127.0.0.2, /search answered and /mcp said 421 Invalid Host header
     (the SDK's check knew 127.0.0.1, localhost and ::1 only)."""
-    from test_server import mcp_session
+    from helpers import mcp_session
 
     try:
         socket.create_server(("127.0.0.2", 0)).close()

@@ -49,8 +49,7 @@ def test_small_corpus_scores_and_round_trip(tmp_path):
     assert np.allclose(mine, _bm25s_scores(TEXTS, queries), atol=1e-5)
     assert mine[0].argmax() == 0 and mine[1].argmax() == 1 and mine[2].argmax() == 2
     assert not mine[3].any() and not mine[4].any()  # stopwords only; unknown word
-    lex.save(tmp_path)
-    again = LexicalIndex.load(tmp_path)
+    again = LexicalIndex.from_bytes(lex.to_bytes())
     assert np.allclose([again.scores(q) for q in queries], mine)
 
 

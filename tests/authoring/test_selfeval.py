@@ -68,7 +68,8 @@ def test_a_question_is_asked_of_an_index_without_it(tmp_path, fake_embedder):
         "example": "zebra quokka platypus diet",
     }
     assert report.unreached == ["zoo"] and report.takers[0] == {"skill": "wild", "takes": 1}
-    assert 0 <= fold_of(questions[0], 2) < 2
+    # an item's questions share its fold; the fold is stable across calls
+    assert fold_of(questions[0], 2) == fold_of(questions[0], 2) in (0, 1)
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_the_html_page_holds_the_numbers_of_the_json(bundled_report):
 
 
 def test_cli_eval_self_json_and_html(tmp_path, bundled_index, bundled):
-    from test_cli import retrieve
+    from helpers import retrieve
 
     page = tmp_path / "self.html"
     p = retrieve("eval", "--self", "--json", "--html", str(page), "--index", str(bundled_index))
@@ -179,7 +180,7 @@ def test_cli_eval_self_json_and_html(tmp_path, bundled_index, bundled):
 
 
 def test_cli_lint_overlap_passes_on_the_bundled_collection(bundled_index, bundled):
-    from test_cli import retrieve
+    from helpers import retrieve
 
     p = retrieve(
         "lint", "--overlap", "--no-reach", "--json", "--index", str(bundled_index), check=False

@@ -128,19 +128,15 @@ def test_same_top10_on_the_dev_queries(spawner, spawner_index, every):
     # differ in the 7th decimal (seen once in 580 queries: a tenth skill at 0.19 against
     # 0.18). The ranking rule is the same either way; this compares the embeddings.
     wide = ScoringConfig(candidates=2048)
-    torch_side = SkillRetriever.open(
-        spawner.manifest["roots"],
-        index_dir=spawner_index,
-        backend="torch",
-        rebuild="never",
-        config=wide,
-    )
-    onnx_side = SkillRetriever.open(
-        spawner.manifest["roots"],
-        index_dir=spawner_index,
-        backend="onnx",
-        rebuild="never",
-        config=wide,
+    torch_side, onnx_side = (
+        SkillRetriever.open(
+            list(spawner.manifest.roots),
+            index_dir=spawner_index,
+            backend=backend,
+            rebuild="never",
+            config=wide,
+        )
+        for backend in ("torch", "onnx")
     )
     queries = read_queries(DEV_QUERIES)[::every]
     differ = [

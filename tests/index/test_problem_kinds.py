@@ -8,7 +8,7 @@ import json
 
 import pytest
 from conftest import write
-from test_cli import retrieve
+from helpers import retrieve
 
 from retriever import SkillRetriever
 from retriever.index.documents import (
@@ -184,11 +184,11 @@ def test_the_gotcha_leads_the_terminal_and_the_markdown(bundled, gotcha_result):
 
 
 def test_a_check_answers_too_and_get_skill_renders_the_new_sections(bundled):
-    from retriever.present.markdown import render_skill
+    from retriever.present.skill import skill_markdown
 
     r = bundled.search("the HMAC signature is compared with a plain == which leaks timing", k=3)
     assert any(a.kind == VALIDATION and a.skill_id == "webhooks" for a in r.answers)
-    md = render_skill(bundled.skill("webhooks"), ["sharp_edges", "validations"])
+    md = skill_markdown(bundled.skill("webhooks"), ["sharp_edges", "validations"])
     assert "## Sharp edges" in md and "## Checks" in md and "- Fix:" in md
 
 
@@ -252,7 +252,7 @@ def test_a_lone_common_word_does_not_fire_a_rule_on_its_own(tmp_path, fake_embed
 
 
 def test_mcp_compact_result_leads_with_the_answers(gotcha_result):
-    from retriever.serve.mcp import compact_result
+    from retriever.present.compact import compact_result
 
     compact = compact_result(gotcha_result)
     assert list(compact)[:2] == ["query", "answers"]

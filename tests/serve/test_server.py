@@ -3,62 +3,18 @@ official MCP client over streamable HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from conftest import BUNDLED
+from helpers import QUERY, TOKEN, Server, mcp_session, request
 
 pytest.importorskip("mcp", reason="the serve extra is not installed")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed")
-
-TOKEN = "test-token-8f2c"
-QUERY = "my webhook handler processes the same event twice"
-
-
-class Server:
-    """A `retrieve serve` subprocess; its URL from the line it prints when ready."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "retriever.cli", "-q", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        line = self.process.stdout.readline()
-        if not line.startswith("serving "):
-            self.process.kill()
-            raise AssertionError(f"no ready line: {line!r} {self.process.stderr.read()}")
-        self.url = line.split(" at ", 1)[1].split(": ", 1)[0]
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(20)
-
-
-def request(url, data=None, *, token=TOKEN, headers=None, method=None):
-    """``(status, parsed JSON or text)`` of one request."""
-    body = json.dumps(data).encode() if isinstance(data, dict) else data
-    req = urllib.request.Request(url, body, dict(headers or {}), method=method)
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, raw, kind = r.status, r.read(), r.headers.get("content-type", "")
-    except urllib.error.HTTPError as e:
-        status, raw, kind = e.code, e.read(), e.headers.get("content-type", "")
-    return status, json.loads(raw) if "json" in kind else raw.decode()
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +98,7 @@ def test_health_says_what_is_served(server, bundled):
     assert body["skills"] == len(bundled.skills) and body["documents"] == bundled.document_count
     assert body["index"]["folder"] == str(bundled.index_dir)
     assert body["index"]["version"] == bundled.index.path.name
-    assert body["model"] == bundled.manifest["model"] and body["backend"] == "onnx"
+    assert body["model"] == bundled.manifest.model and body["backend"] == "onnx"
     assert body["stale"] is False and body["stale_because"] is None
     assert body["watch"]["enabled"] is False
 
@@ -157,7 +113,7 @@ def test_unknown_routes_methods_and_foreign_hosts_get_json_errors(server):
 
 
 def test_the_hook_asks_the_running_server(server, bundled_index, tmp_path):
-    from test_hook import EVENT, run_hook
+    from helpers import EVENT, run_hook
 
     from retriever.serve.discovery import find_server
 
@@ -177,19 +133,6 @@ def test_the_hook_asks_the_running_server(server, bundled_index, tmp_path):
     finally:
         announced.write_bytes(saved)
     assert here.stdout == via_server.stdout  # the same context either way
-
-
-def mcp_session(url: str, script, token: str = TOKEN):
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
-    async def main():
-        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as c:
-            return await script(c)
-
-    return asyncio.run(asyncio.wait_for(main(), 120))
 
 
 def test_mcp_over_http_tools_annotations_and_structured_output(server, bundled):

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import tempfile
 
 import pytest
 from conftest import BUNDLED
-
-EMPTY_HOME = tempfile.mkdtemp(prefix="home-")  # no ~/.claude/skills: the bundled default
-
-
-def retrieve(*args: str, check: bool = True, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOME": EMPTY_HOME}
-    p = subprocess.run(
-        [sys.executable, "-m", "retriever.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=cwd,
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"exit {p.returncode}: {p.stderr}")
-    return p
+from helpers import retrieve
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +16,12 @@ def index_dir(bundled_index, bundled):
 
 
 def test_help_lists_the_commands():
+    from retriever.cli.main import COMMANDS
+
     out = retrieve("--help").stdout
-    for cmd in ("search", "index", "show", "eval"):
-        assert cmd in out
+    for cmd in COMMANDS:
+        assert f"    {cmd} " in out
+        assert retrieve(cmd, "--help").stdout.startswith(f"usage: retrieve {cmd}")
 
 
 def test_search_json_contract(index_dir):
@@ -156,3 +139,72 @@ def test_api_and_cli_agree(bundled, index_dir):
     q = "screen reader users cannot use the dropdown menu"
     d = json.loads(retrieve("search", q, "--json", "-k", "5", "--index", index_dir).stdout)
     assert [s["id"] for s in d["skills"]] == bundled.search(q, k=5).skill_ids
+
+
+# -- every command, run once as a user would ------------------------------------------------
+
+
+def test_lint_without_the_index(tmp_path):
+    p = retrieve("lint", "--skills", str(BUNDLED), "--no-reach", "--json", check=False)
+    d = json.loads(p.stdout)
+    assert p.returncode == (1 if d["findings"] else 0) and d["skills"] == 26
+
+
+def test_mcp_over_stdio_answers_and_ends_with_stdin(index_dir):
+    import os
+    import subprocess
+    import sys
+
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "retriever.cli", "-q", "mcp", "--index", index_dir,
+         "--skills", str(BUNDLED)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+    assert server.stdin is not None and server.stdout is not None
+    for m in messages:
+        server.stdin.write(json.dumps(m) + "\n")
+    server.stdin.flush()
+    replies = {r["id"]: r for r in (json.loads(server.stdout.readline()) for _ in range(2))}
+    server.stdin.close()  # the client is done: the server ends
+    assert server.wait(30) == 0
+    assert replies[1]["result"]["serverInfo"]["name"] == "skill-retriever"
+    assert {t["name"] for t in replies[2]["result"]["tools"]} == {"search_skills", "get_skill"}
+
+
+def test_serve_answers_health_and_stops_on_sigterm(index_dir):
+    from helpers import Server, request
+
+    server = Server("--index", index_dir, "--skills", str(BUNDLED), "--no-rebuild")
+    try:
+        status, health = request(f"{server.url}/health", token=None)
+        assert status == 200 and health["skills"] == 26
+    finally:
+        assert server.stop() == 0
+
+
+def test_hook_prints_the_context_for_a_prompt(index_dir):
+    from helpers import EVENT, run_hook
+
+    p = run_hook(EVENT, "--index", index_dir, "--skills", str(BUNDLED))
+    out = json.loads(p.stdout)["hookSpecificOutput"]
+    assert p.returncode == 0 and "Webhooks" in out["additionalContext"]
+
+
+def test_doctor_says_the_index_is_ready(index_dir):
+    p = retrieve("doctor", "--index", index_dir, "--skills", str(BUNDLED), "--json")
+    d = json.loads(p.stdout)
+    assert d["usable"] is True and d["skills"] == 26 and d["backend"]["runtime"] == "onnx"
+
+
+def test_tune_refuses_a_folder_that_is_not_empty(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x").write_text("x")
+    p = retrieve("tune", "--skills", str(BUNDLED), "--out", str(tmp_path / "out"), check=False)
+    assert p.returncode == 2 and "not an empty folder" in p.stderr
