@@ -171,6 +171,8 @@ def ask_server(server, query: str, k: int, budget: int, timeout: float) -> tuple
     except urllib.error.HTTPError as e:
         if e.code == 400:  # the query itself (say, only symbols): nothing to add
             return query, ""
+        if e.code == 503:  # its first index is being built: nothing yet, and no build here
+            return query, ""
         raise HookError(f"the server answered {e.code}") from e
     if len(raw) > limit:
         raise HookError(f"the server's reply is over {limit} bytes")
