@@ -196,6 +196,8 @@ def _self_eval_text(report) -> str:
 
 
 def _cmd_eval_triggers(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from retriever.authoring.trigger_files import read_trigger_evals, skill_folders
     from retriever.authoring.triggers import DEFAULT_K, SEEN, Ranked, evaluate_triggers
 
@@ -221,7 +223,8 @@ def _cmd_eval_triggers(args: argparse.Namespace) -> int:
     def page() -> str:
         from retriever.authoring.report import render_triggers_html
 
-        return render_triggers_html(report, {s.id: s.path for s in skills})
+        roots = ", ".join(Path(r).name for r in retriever.manifest.roots) or "skills"
+        return render_triggers_html(report, {s.id: s.path for s in skills}, roots)
 
     return _emit(args, report, page, lambda: _triggers_text(report))
 
