@@ -203,7 +203,8 @@ def render_triggers_html(
         f"Trigger evals{name}",
         f"""<h1>Trigger evals{escape(name)}</h1>
 <p><span data-cases="{report.cases}">{report.cases}</span> queries for
-{len(report.per_skill)} skills from {len(report.files)} file(s). A skill triggers when it
+{len(report.per_skill)} skill{"s" * (len(report.per_skill) != 1)} from {len(report.files)}
+file{"s" * (len(report.files) != 1)}. A skill triggers when it
 ranks in the top <span data-k="{report.k}">{report.k}</span> and the result is not "no match"
 (what the Claude Code hook adds to a prompt). In {report.seconds:.0f} s.</p>
 <table class="overall"><tr><th>passed</th><th>should trigger: triggered</th>

@@ -235,7 +235,8 @@ def _triggers_text(report) -> str:
     total = report.total
     recall = "-" if total.recall is None else f"{total.recall:.2f}"
     lines = [
-        f"{report.cases} trigger eval queries for {len(report.per_skill)} skills "
+        f"{report.cases} trigger eval queries for {len(report.per_skill)} "
+        f"skill{'s' * (len(report.per_skill) != 1)} "
         f"(a skill triggers when it ranks in the top {report.k} and the result is not "
         f"no match), {report.seconds:.0f} s",
         f"passed {report.passed} of {report.cases}; should trigger: {total.hits} of "
