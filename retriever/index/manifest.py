@@ -52,15 +52,20 @@ class Manifest:
     corpus: dict[str, Any] | None = None
     format_version: int | None = None
     files: dict[str, FileEntry] = field(default_factory=dict)
+    # the unit mean of the document vectors (``index.center``): what a result's confidence
+    # measures a query against; None in an index built before it (then summed when opened)
+    center: tuple[float, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["roots"] = list(self.roots)
         extra = out.pop("extra")
-        for key in ("corpus", "format_version"):
+        for key in ("corpus", "format_version", "center"):
             if out[key] is None:
                 del out[key]
+        if self.center is not None:
+            out["center"] = list(self.center)
         if not self.files:
             del out["files"]
         return {**extra, **out}
@@ -90,6 +95,7 @@ class Manifest:
                 build_seconds=float(data.get("build_seconds", 0.0)),
                 corpus=data.get("corpus"),
                 format_version=data.get("format_version"),
+                center=_center(data.get("center")),
                 files={
                     str(k): FileEntry(str(v["sha256"]), int(v["bytes"])) for k, v in files.items()
                 },
@@ -103,3 +109,11 @@ class Manifest:
 
     def with_files(self, files: dict[str, FileEntry], format_version: int) -> Manifest:
         return replace(self, files=files, format_version=format_version)
+
+
+def _center(value: Any) -> tuple[float, ...] | None:
+    """A recorded center as floats; ``None`` when absent or not a list of numbers (an index
+    without one still opens: its center is summed from its vectors)."""
+    if not isinstance(value, list) or not all(isinstance(x, int | float) for x in value):
+        return None
+    return tuple(float(x) for x in value)
