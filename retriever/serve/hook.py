@@ -41,6 +41,14 @@ PREAMBLE = (
     "# Skills that fit this prompt\n"
     "Found by skill-retriever in your skill collection; follow what applies, ignore the rest."
 )
+# The same, when the result's confidence is low: possibly relevant, said as such.
+PREAMBLE_LOW = (
+    "# Skills that may fit this prompt (low confidence)\n"
+    "Found by skill-retriever in your skill collection; nothing clearly fits, so use these "
+    "only where they plainly apply."
+)
+# what either preamble takes of the budget, with the blank line after it
+PREAMBLE_CHARS = max(len(PREAMBLE), len(PREAMBLE_LOW)) + 2
 
 
 class HookError(Exception):
@@ -113,9 +121,11 @@ def find_context(prompt: str, args: Any, deadline: float) -> str:
 
     query = prompt.strip()[:MAX_PROMPT_CHARS]
     k = args.k or DEFAULT_K
-    budget = (args.max_chars or DEFAULT_MAX_CHARS) - len(PREAMBLE) - 2
+    budget = (args.max_chars or DEFAULT_MAX_CHARS) - PREAMBLE_CHARS
     if budget < 200:
-        raise HookError(f"--max-chars must leave room for a skill (at least {len(PREAMBLE) + 202})")
+        raise HookError(
+            f"--max-chars must leave room for a skill (at least {PREAMBLE_CHARS + 200})"
+        )
     wait = min(SERVER_TIMEOUT_S, max(0.1, (deadline - time.monotonic()) / 2))
     started = time.monotonic()
     # only a server that proves it is the one its discovery file names: a stale file may
@@ -232,11 +242,19 @@ def search_here(query: str, args: Any, k: int, budget: int) -> tuple[str, str]:
 
 
 def _with_preamble(query: str, markdown: str) -> str:
-    """Our heading instead of the rendering's, which repeats the whole prompt."""
+    """Our heading instead of the rendering's, which repeats the whole prompt; a
+    low-confidence rendering keeps saying that its skills are only possibly relevant."""
+    from retriever.present.results import POSSIBLY_RELEVANT
+
+    preamble = PREAMBLE
+    possibly = f"# Possibly relevant skills for: {query}\n{POSSIBLY_RELEVANT}"
     echo = f"# Skills for: {query}"
-    if markdown.startswith(echo):
+    if markdown.startswith(possibly):
+        markdown = markdown[len(possibly) :].lstrip("\n")
+        preamble = PREAMBLE_LOW
+    elif markdown.startswith(echo):
         markdown = markdown[len(echo) :].lstrip("\n")
-    return f"{PREAMBLE}\n\n{markdown}" if markdown.strip() else ""
+    return f"{preamble}\n\n{markdown}" if markdown.strip() else ""
 
 
 def _hook_json(context: str) -> str:
