@@ -156,12 +156,15 @@ def test_print_config_gives_the_settings_entry(tmp_path):
         cwd=tmp_path,
         env={**os.environ, "SKILL_RETRIEVER_HOME": str(home)},
     )  # fmt: skip
-    assert p.returncode == 0 and p.stderr == ""
+    assert p.returncode == 0
+    assert p.stderr.startswith("retrieve hook: add this to ~/.claude/settings.json")
     entry = json.loads(p.stdout)
     (group,) = entry["hooks"]["UserPromptSubmit"]
     (hook,) = group["hooks"]
     assert hook["type"] == "command" and hook["timeout"] == 10
-    # absolute paths (the hook runs in every project's folder), and the index folder named
+    # absolute paths (the hook runs in every project's folder, maybe outside the virtual
+    # environment: the interpreter or `retrieve` by its path), and the index folder named
+    assert hook["command"].startswith(f"{sys.executable} -m retriever.cli hook ")
     assert f"hook claude-code --skills {BUNDLED} --index {home.resolve()}/" in hook["command"]
     assert hook["command"].endswith(" --max-chars 3000")
 
