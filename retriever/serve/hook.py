@@ -99,12 +99,11 @@ def find_answer(
 ) -> dict[str, Any]:
     """The hook's output for ``prompt`` (``{}``: nothing to add): from a running server of
     the same index when there is one, else searched here."""
+    from retriever.serve.context import markdown_budget
     from retriever.serve.discovery import find_server
 
     k = args.k or DEFAULT_K
     max_chars = args.max_chars or DEFAULT_MAX_CHARS
-    from retriever.serve.context import markdown_budget
-
     try:
         markdown_budget(max_chars)
     except ValueError as e:

@@ -79,6 +79,21 @@ class ProjectRetrievers:
     def project_roots(self, cwd: str | None) -> list[Path]:
         return project_skill_roots(cwd, exclude=self.user_roots)
 
+    def ready(self, cwd: str | None) -> SkillRetriever | None:
+        """The retriever for ``cwd`` when it is open now (the served one for a folder with
+        no skill folders of its own), else ``None``: a few ``stat`` calls, no waiting, so
+        that the common prompt needs no thread to find its retriever."""
+        project = self.project_roots(cwd)
+        if not project:
+            return self.base()
+        with self._lock:
+            entry = self._entries.get(tuple(project))
+            if entry is None or entry.live is None:
+                return None
+            self._entries.move_to_end(tuple(project))
+        self._maybe_refresh(entry)
+        return entry.live.current
+
     def for_cwd(self, cwd: str | None, wait: float = DEFAULT_WAIT_S) -> SkillRetriever:
         """The retriever to answer a prompt in ``cwd``, waiting ``wait`` seconds at most for
         a project's first build (then the user's roots alone, the build going on)."""

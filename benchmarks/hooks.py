@@ -1,0 +1,125 @@
+"""Per-prompt cost of the agents' hooks against a running `retrieve serve` (issue 21).
+
+1. `POST /hooks/claude-code` (what a Claude Code `type: "http"` hook sends): a loopback
+   client on one kept-alive connection posts Claude Code's UserPromptSubmit event for
+   `--prompts` dev queries (cycled) to a server of the corpus, and times each answer.
+2. `retrieve hook claude-code` asking that server: a fresh process per prompt (as the agent
+   runs it), timed with `python -c pass` alongside, the interpreter's own start.
+
+    python -m benchmarks.hooks [--skills DIR] [--prompts 1000] [--runs 30] [--json-out F]
+
+Targets: route p50 <= 15 ms and p99 <= 50 ms; command hook p50 <= 80 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.common import default_queries, default_skills, read_query_file
+from benchmarks.speed import retrieve_cmd, running_server, time_process, usual_index
+from benchmarks.timing import stats
+
+EVENT = {
+    "session_id": "bench",
+    "transcript_path": "/tmp/bench.jsonl",
+    "cwd": "/",
+    "permission_mode": "default",
+    "hook_event_name": "UserPromptSubmit",
+}
+
+
+def bench_route(url: str, prompts: list[str]) -> dict:
+    """Each prompt to `POST /hooks/claude-code`, and, alternating with it, the same search
+    as `POST /search` (k 3, the hook's Markdown budget): the hook route's own cost is the
+    difference, whatever the machine's load does to both."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"Content-Type": "application/json"}
+    times: dict[str, list[float]] = {"hook": [], "search": []}
+    added = failed = 0
+    for n, prompt in enumerate([*prompts[:10], *prompts]):  # ten unmeasured first
+        calls = [
+            ("hook", "/hooks/claude-code", {**EVENT, "prompt": prompt}),
+            ("search", "/search", {"query": prompt, "k": 3, "max_chars": 3900}),
+        ]
+        for name, path, body in calls if n % 2 else calls[::-1]:
+            started = time.perf_counter()
+            connection.request("POST", path, json.dumps(body), headers)
+            response = connection.getresponse()
+            raw = response.read()
+            elapsed = time.perf_counter() - started
+            if n < 10:
+                continue
+            times[name].append(elapsed)
+            if response.status != 200:
+                failed += 1
+            elif name == "hook" and "hookSpecificOutput" in json.loads(raw):
+                added += 1
+    connection.close()
+    return {
+        **stats(times["hook"]),
+        "prompts": len(times["hook"]),
+        "with_context": added,
+        "errors": failed,
+        "search_route": stats(times["search"]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hooks")
+    parser.add_argument("--skills", type=Path, default=None)
+    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--json-out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    # As `pip install` leaves it: the package compiled. A checkout run with
+    # PYTHONDONTWRITEBYTECODE set compiles every module the hook imports on every prompt.
+    import compileall
+
+    import retriever
+
+    compileall.compile_dir(Path(retriever.__file__).parent, quiet=1)
+    skills = args.skills or default_skills()
+    queries = [q.query for q in read_query_file(default_queries())]
+    prompts = [queries[i % len(queries)] for i in range(args.prompts)]
+    index = usual_index(skills)
+    with running_server(skills, index) as url:
+        route = bench_route(url, prompts)
+        event = json.dumps({**EVENT, "prompt": queries[0]}).encode()
+        hook = retrieve_cmd("hook", "claude-code", "--skills", str(skills), "--index", str(index))
+        check = subprocess.run(hook, input=event, capture_output=True, check=True)
+        if b"additionalContext" not in check.stdout:
+            raise SystemExit(f"the hook added nothing: {check.stderr.decode()}")
+        command = time_process(hook, args.runs, stdin=event)
+        interpreter = time_process([sys.executable, "-c", "pass"], args.runs)
+    result = {
+        "skills": str(skills),
+        "route_s": route,
+        "command_hook_via_server_s": command,
+        "python_c_pass_s": interpreter,
+    }
+    print(
+        f"POST /hooks/claude-code, {route['prompts']} prompts ({route['with_context']} with "
+        f"context, {route['errors']} errors): p50 {route['median'] * 1000:.2f} ms, "
+        f"p99 {route['p99'] * 1000:.2f} ms (targets 15 / 50 ms); POST /search of the same "
+        f"prompts, alternating: p50 {route['search_route']['median'] * 1000:.2f} ms, "
+        f"p99 {route['search_route']['p99'] * 1000:.2f} ms"
+    )
+    print(
+        f"retrieve hook claude-code via the server, {args.runs} prompts: median "
+        f"{command['median'] * 1000:.0f} ms, p99 {command['p99'] * 1000:.0f} ms (target 80 ms); "
+        f"python -c pass: median {interpreter['median'] * 1000:.0f} ms"
+    )
+    if args.json_out:
+        args.json_out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
