@@ -54,7 +54,9 @@ AGENTS = {
             "Codex CLI",
             "UserPromptSubmit",
             "~/.codex/hooks.json (every project) or <repo>/.codex/hooks.json (this project); "
-            "Codex runs a new or changed hook only once you trust it in /hooks",
+            "Codex runs a new or changed hook only once you trust it in /hooks (builds from "
+            "before hooks were on by default also need [features] codex_hooks = true in "
+            "config.toml)",
             1,
             http=False,
         ),

@@ -177,3 +177,34 @@ def test_pages_follow_the_cursor_to_the_end_without_repeats():
         if cursor is None:
             break
     assert seen == [mcp_skills.skill_md_uri(i) for i in files.ids()]
+
+
+def test_the_extension_over_http_at_mcp(collection, tmp_path):
+    """The same extension on `retrieve serve`'s /mcp (stateless, JSON replies)."""
+    from helpers import Server, request
+
+    server = Server("--skills", str(collection), "--index", str(tmp_path / "index"))
+    headers = {"Accept": "application/json, text/event-stream"}
+
+    def call(method: str, params: dict, n: int) -> dict:
+        message = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+        status, reply = request(f"{server.url}/mcp", message, token=None, headers=headers)
+        assert status == 200, reply
+        return reply
+
+    try:
+        init = call(
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {},
+             "clientInfo": {"name": "t", "version": "0"}},
+            1,
+        )  # fmt: skip
+        extensions = init["result"]["capabilities"]["extensions"]
+        assert extensions == {"io.modelcontextprotocol/skills": {}}
+        headers["MCP-Protocol-Version"] = "2025-11-25"
+        skill = call("skills/get", {"uri": "skill://pdf-forms/SKILL.md"}, 2)["result"]["skill"]
+        assert [r["uri"] for r in skill["resources"]][0] == "skill://pdf-forms/SKILL.md"
+        listed = call("skills/list", {}, 3)["result"]["skills"]
+        assert [s["uri"] for s in listed] == ["skill://pdf-forms/SKILL.md"]
+    finally:
+        assert server.stop() == 0
