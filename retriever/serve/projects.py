@@ -7,10 +7,10 @@ one index per set, in its own folder under the index home, so that scores and BM
 project's skills and the user's alike. Another project's set never includes this project's
 folders, so a project never sees another project's skills.
 
-The first prompt in a project builds its set's index. The shared embedding cache holds the
-user's vectors already, so only the project's own texts are embedded; the rest of the build
-is reading the user's skill files again (seconds for hundreds of skills). The caller waits
-for it up to a budget and, past that, answers from the user's roots alone while the build
+The first prompt in a project builds its set's index (``open_set``) from what the served
+index holds, when it still matches the user's files: their skills as parsed and their
+vectors, so only the project's files are read and its texts embedded. The caller waits for
+it up to a budget and, past that, answers from the user's roots alone while the build
 finishes in the background. Built sets stay open in a small LRU (each holds a copy of the
 user's index in memory) and share the served retriever's model; each is checked for edited
 skill files at most every ``REFRESH_S`` seconds, in the background, and rebuilt
@@ -131,7 +131,6 @@ class ProjectRetrievers:
             self._entries.popitem(last=False)
 
     def _open(self, key: tuple[Path, ...], entry: _Entry) -> None:
-        from retriever.api import SkillRetriever
         from retriever.serve.live import LiveRetriever
 
         try:
@@ -139,10 +138,7 @@ class ProjectRetrievers:
             roots = [*self.user_roots, *key]
             started = time.perf_counter()
             with self._build_lock:
-                # the served model, shared: no second copy of it, no start-up cost
-                retriever = SkillRetriever.open(
-                    roots, embedder=base.embedder, config=base.config, progress=False
-                ).warm()
+                retriever = open_set(base, roots, key).warm()
             entry.live = LiveRetriever(retriever, roots)
             log.info(
                 "opened the skills of %s in %.1f s (%s)",
@@ -175,3 +171,71 @@ class ProjectRetrievers:
                 entry.refreshing = False
 
         threading.Thread(target=refresh, name="project-refresh", daemon=True).start()
+
+
+def open_set(base: SkillRetriever, roots: list[Path], project: Sequence[Path]) -> SkillRetriever:
+    """The retriever of ``roots`` (the served index's roots, then ``project``), sharing
+    ``base``'s model: its index opened when built and fresh, else built.
+
+    A build starts from what ``base`` holds when its index still matches the user's files:
+    its skills, already parsed (reading hundreds of skill files again is most of a build),
+    and its vectors; only the project's files are read and its texts embedded. Otherwise
+    (the user's files changed since the served index was built) the whole set is scanned,
+    parsed and built, as ``SkillRetriever.open`` does."""
+    from retriever.api import SkillRetriever, shared_cache_for
+    from retriever.errors import IndexError_, StaleIndexError
+    from retriever.index.opening import build
+    from retriever.index.store import build_lock
+    from retriever.load.changes import scan_corpus, unchanged
+    from retriever.load.collection import load_sources
+    from retriever.paths import index_folder
+    from retriever.skill import LoadProblem, LoadReport
+
+    def opened(rebuild: str) -> SkillRetriever:
+        return SkillRetriever.open(
+            roots, rebuild=rebuild, embedder=base.embedder, config=base.config, progress=False
+        )
+
+    try:  # built before, by this server or another, or by the command hook's `retrieve index`
+        return opened("never")
+    except (StaleIndexError, IndexError_):
+        pass
+    record = base.manifest.corpus
+    served = [Path(r) for r in record.get("roots", [])] if isinstance(record, dict) else []
+    if [r.resolve() for r in served] != list(roots[: len(served)]) or not unchanged(record, served):
+        return opened("auto")
+    folder = index_folder(roots, base.embedder.model_id)
+    with build_lock(folder):
+        scan = scan_corpus(roots, record)  # the user's files are not hashed again
+        inside = {Path(r).resolve() for r in project}
+        own = [s for s in scan.sources if Path(s.root).resolve() in inside]
+        parsed = load_sources(own, tuple(str(r) for r in project))
+        known = {s.id for s in base.skills}
+        kept = tuple(s for s in parsed.skills if s.id not in known)
+        shadowed = tuple(
+            LoadProblem(
+                s.path,
+                f"duplicate id '{s.id}': the user's skill of that id is kept",
+                skill_id=s.id,
+                skipped=True,
+                code="duplicate_id",
+            )
+            for s in parsed.skills
+            if s.id in known
+        )
+        report = LoadReport(
+            skills=(*base.skills, *kept),
+            problems=(*scan.unreadable, *base.problems, *parsed.problems, *shadowed),
+            roots=tuple(str(r) for r in roots),
+        )
+        index = build(
+            folder,
+            scan,
+            report,
+            base.embedder,
+            previous=base.index,  # the user's vectors, in memory
+            cache=shared_cache_for(base.embedder),
+        )
+    return SkillRetriever.of_index(
+        index, folder, base.embedder, base.config, "the project's skills added"
+    )
