@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from retriever.index.cache import EmbeddingCache
     from retriever.index.embed import Embedder
     from retriever.index.manifest import Manifest
+    from retriever.index.progress import BuildProgress
     from retriever.index.tables import SkillIndex
     from retriever.search.searcher import Searcher
 
@@ -58,7 +59,8 @@ class SkillRetriever:
         config: ScoringConfig | None = None,
         embedder: Embedder | None = None,
         backend: str | None = None,
-        progress: bool | None = None,
+        precision: str | None = None,
+        progress: bool | BuildProgress | None = None,
         verify: bool = False,
     ) -> SkillRetriever:
         """Open the index of ``skills`` (a root or several).
@@ -70,8 +72,10 @@ class SkillRetriever:
         model) or damaged; ``"never"`` raises ``StaleIndexError``/``IndexError_`` instead;
         ``"always"`` rebuilds. ``model`` is a sentence-transformers name or path (default:
         the packaged all-MiniLM-L6-v2). ``backend``: ``"auto"`` (ONNX export when possible),
-        ``"onnx"`` or ``"torch"`` (sentence-transformers); see ``embed.make_embedder``.
-        ``progress`` shows a bar while embedding (default: when stderr is a terminal).
+        ``"onnx"`` or ``"torch"`` (sentence-transformers); ``precision``: ``"int8"`` (the
+        default, ``$SKILL_RETRIEVER_PRECISION``) or ``"fp32"``; see ``embed.make_embedder``.
+        ``progress`` shows how far embedding is (default: when stderr is a terminal): a bar
+        on a terminal, else a line every few seconds; or give a ``BuildProgress`` to read.
 
         Whether the skill files changed since the build is told from their metadata (size,
         mtime, ctime, inode; ``load.changes``), hashing only the files whose metadata
@@ -85,13 +89,13 @@ class SkillRetriever:
 
         if rebuild not in REBUILD_CHOICES:
             raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
-        if embedder is not None and (model is not None or backend is not None):
+        if embedder is not None and (model, backend, precision) != (None, None, None):
             raise ValueError(
-                "give either an embedder or a model/backend to make one, not both: the "
+                "give either an embedder or a model/backend/precision to make one, not both: the "
                 "embedder already decides the model and how it runs"
             )
         roots = resolve_roots(skills)
-        embedder = embedder or make_embedder(model, backend)
+        embedder = embedder or make_embedder(model, backend, precision=precision)
         folder = index_folder(roots, embedder.model_id, index_dir)
         if folder.exists() and not folder.is_dir():
             raise IndexError_(

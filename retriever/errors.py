@@ -54,6 +54,19 @@ class StaleIndexError(IndexError_):
         self.folder = folder
 
 
+class IndexNotReadyError(RetrieverError):
+    """A server was asked before its first index was ready: it is still being built
+    (``code`` "building"; ``progress``: how far, ``index.progress.BuildProgress.snapshot``),
+    or it could not be opened (``code`` "unavailable"; the message says why)."""
+
+    code = "building"
+
+    def __init__(self, message: str, *, code: str = "building", progress: dict | None = None):
+        super().__init__(message)
+        self.code = code
+        self.progress = progress or {}
+
+
 class QueryError(RetrieverError):
     """A query or query file is unusable (empty query, malformed JSON lines, ...)."""
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import urllib.error
 import urllib.request
 
@@ -92,6 +93,17 @@ class Server:
             self.process.kill()
             raise AssertionError(f"no ready line: {line!r} {self.process.stderr.read()}")
         self.url = line.split(" at ", 1)[1].split(": ", 1)[0]
+        if "building the index first" in line:  # it answers now; searches once it is built
+            deadline = time.monotonic() + 600
+            while request(f"{self.url}/health", token=None)[1].get("status") != "ok":
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    raise AssertionError(f"the first build never finished: {self.stderr()}")
+                time.sleep(0.2)
+
+    def stderr(self) -> str:
+        assert self.process.stderr is not None
+        return self.process.stderr.read() if self.process.poll() is not None else ""
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)

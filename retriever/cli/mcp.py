@@ -7,7 +7,6 @@ import argparse
 from retriever.cli.options import (
     UsageError,
     common_options,
-    open_retriever,
     require_extra,
     serving_options,
 )
@@ -39,15 +38,16 @@ def run(args: argparse.Namespace) -> int:
     require_extra("mcp", "mcp")
     if args.watch:
         require_extra("serve", "watchfiles")
+    import mcp.server.mcpserver  # noqa: F401 - see below
+
     from retriever.serve.mcp import serve
 
-    if not args.watch:
-        serve(open_retriever(args).warm())  # as ever: one index, opened once
-        return 0
-    live, watcher = live_retriever(args)
+    # The SDK is imported before a first build starts on its thread (``live_retriever``):
+    # both are Python work under one interpreter lock, and initialize waits on the import.
+    live, watchers = live_retriever(args)
     try:
         serve(live)
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.stop()
     return 0

@@ -107,6 +107,7 @@ def open_retriever(args: argparse.Namespace, *, rebuild: str | None = None):
         backend=args.backend,
         rebuild=rebuild or ("never" if args.no_rebuild else "auto"),
         verify=args.verify,
+        progress=True,  # a bar on a terminal, else a line every few seconds (a CI log)
     )
 
 

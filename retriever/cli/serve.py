@@ -7,7 +7,6 @@ import argparse
 from retriever.cli.options import (
     UsageError,
     common_options,
-    open_retriever,
     port_number,
     require_extra,
     serving_options,
@@ -48,8 +47,13 @@ def serve_http(args: argparse.Namespace, host: str, port: int) -> int:
             f"binding {host} (not loopback) needs a token: --token TOKEN or ${ENV_TOKEN}"
         )
     sock = bind(host, port)  # before the model loads: a busy port fails at once
+    # the server's libraries before a first build starts on its thread: both are Python
+    # work under one interpreter lock, and the first answer waits on these imports
+    import mcp.server.mcpserver  # noqa: F401
+    import uvicorn  # noqa: F401
+
     try:
-        live, watcher = live_retriever(args)
+        live, watchers = live_retriever(args)
     except BaseException:
         sock.close()
         raise
@@ -58,30 +62,67 @@ def serve_http(args: argparse.Namespace, host: str, port: int) -> int:
         # a wildcard bind answers on every interface: say so, not only the local address
         wildcard = ", every interface" if host in ("0.0.0.0", "::", "") else ""
         where = "" if is_loopback(host) else f" (listening on {host}{wildcard})"
+        what = f"{len(live.current.skills)} skills" if live.ready else "skills"
+        building = "" if live.ready else " (building the index first: GET /health says how far)"
         print(
-            f"serving {len(live.current.skills)} skills at {url}{where}: POST /search, "
-            f"GET /skills/ID, GET /health, MCP at {url}/mcp",
+            f"serving {what} at {url}{where}: POST /search, GET /skills/ID, GET /health, "
+            f"MCP at {url}/mcp{building}",
             flush=True,
         )
 
     try:
         run(live, sock, token=token, on_ready=ready)
     finally:
-        if watcher is not None:
+        for watcher in watchers:
             watcher.stop()
     return 0
 
 
 def live_retriever(args: argparse.Namespace):
-    """The index opened (model loaded, warmed up), held for swapping, watched if asked."""
-    from retriever.paths import named_roots
+    """The retriever to serve, held for swapping, watched if asked; and the watchers
+    started (a list that the first index's thread may still add to).
+
+    An index that is up to date is opened now (the model loaded and warmed up: about a
+    second). One that must be built first is built on a thread while the server already
+    answers (MCP's initialize and tools/list, /health): a first build of a large collection
+    takes minutes, longer than clients wait for a server to start; a search meanwhile is
+    told how far the build is."""
+    from retriever.api import SkillRetriever
+    from retriever.index.embed import make_embedder
+    from retriever.index.opening import is_fresh
+    from retriever.paths import index_folder, named_roots
     from retriever.serve.live import LiveRetriever, SkillWatcher
 
-    retriever = open_retriever(args).warm()  # model and index load once, before the first request
+    if args.watch:
+        import watchfiles  # noqa: F401 - here, on the main thread: the watcher may start elsewhere
     # the roots as named: a symlinked root that a deploy switches is followed
-    live = LiveRetriever(retriever, named_roots(args.skills))
-    watcher = SkillWatcher(live).start() if args.watch else None
-    return live, watcher
+    named = named_roots(args.skills)
+    roots = [r.resolve() for r in named]
+    embedder = make_embedder(args.model, args.backend)  # resolves the model; loads nothing
+    folder = index_folder(roots, embedder.model_id, args.index)
+    watchers: list[SkillWatcher] = []
+
+    def open_first(progress) -> SkillRetriever:
+        retriever = SkillRetriever.open(
+            roots,
+            index_dir=args.index,
+            embedder=embedder,
+            rebuild="never" if args.no_rebuild else "auto",
+            verify=args.verify,
+            progress=progress,
+        )
+        return retriever.warm()  # model and index load once, before the first request
+
+    def watch(live: LiveRetriever) -> None:
+        if args.watch:
+            watchers.append(SkillWatcher(live).start())
+
+    if args.no_rebuild or is_fresh(folder, roots, embedder, verify=args.verify):
+        live = LiveRetriever(open_first(True), named)
+        watch(live)
+    else:
+        live = LiveRetriever.opening(open_first, named, index_dir=folder, then=watch)
+    return live, watchers
 
 
 def check_watch(args: argparse.Namespace) -> None:

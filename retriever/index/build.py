@@ -19,6 +19,13 @@ if TYPE_CHECKING:
     import numpy as np
 
     from retriever.index.cache import EmbeddingCache
+    from retriever.index.progress import BuildProgress
+
+
+def same_vectors(manifest: Manifest, embedder: Embedder) -> bool:
+    """Whether an index of ``manifest`` holds the vectors ``embedder`` gives: the same model
+    run the same way (``Embedder.variant``)."""
+    return manifest.model == embedder.model_id and manifest.variant == embedder.variant
 
 
 def skill_texts(skills: Sequence[Skill], documents: Sequence[Document] | None = None) -> list[str]:
@@ -51,7 +58,9 @@ class VectorCache:
         self._shared = shared if embedder.cache_key else None
         self.cached = 0  # texts whose vectors came from the previous index or the cache
         self.embedded = 0
-        if previous is None or previous.manifest.model != embedder.model_id:
+        self.embed_seconds = 0.0
+        self.estimated_seconds: float | None = None
+        if previous is None or not same_vectors(previous.manifest, embedder):
             return
         import numpy as np
 
@@ -73,13 +82,21 @@ class VectorCache:
             missing = [t for t in missing if t not in found]
         return missing
 
-    def encode(self, texts: list[str], progress: bool) -> np.ndarray:
-        """Vectors for ``texts``, one row each, embedding only what ``plan`` left."""
+    def encode(self, texts: list[str], progress: BuildProgress | bool = False) -> np.ndarray:
+        """Vectors for ``texts``, one row each, embedding only what ``plan`` left
+        (``progress`` counts them)."""
         import numpy as np
 
+        from retriever.index.progress import BuildProgress
+
         missing = self.plan(texts)
+        tracker = BuildProgress.of(progress)
         if missing:
-            fresh = self._embedder.encode(missing, progress=progress)
+            started = time.perf_counter()
+            fresh = self._embedder.encode_tracked(missing, tracker)
+            self.embed_seconds = round(time.perf_counter() - started, 2)
+            if tracker.estimate is not None:
+                self.estimated_seconds = round(tracker.estimate, 2)
             require_finite(fresh, self._embedder.model_id)
             for t, v in zip(missing, fresh, strict=True):
                 self._vectors[t] = v
@@ -104,7 +121,7 @@ def build_index(
     *,
     fingerprint: str,
     package_version: str,
-    progress: bool = False,
+    progress: BuildProgress | bool = False,
     previous: SkillIndex | None = None,
     vectors: VectorCache | None = None,
     documents: Sequence[Document] | None = None,
@@ -130,6 +147,7 @@ def build_index(
     manifest = Manifest(
         package_version=package_version,
         model=embedder.model_id,
+        variant=embedder.variant,
         dimension=dim,
         metric="inner_product",
         faiss_index=index.kind,
@@ -146,6 +164,8 @@ def build_index(
         ),
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         build_seconds=round(time.perf_counter() - started, 2),
+        embed_seconds=cache.embed_seconds,
+        estimated_seconds=cache.estimated_seconds,
         corpus=corpus,
     )
     skill_ids = [s.id for s in report.skills]

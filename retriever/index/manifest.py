@@ -49,6 +49,13 @@ class Manifest:
     counts: Counts
     created_at: str
     build_seconds: float = 0.0
+    # of which embedding the texts no earlier vector answered, and what the timed sample
+    # predicted for it before (``index.progress``; ``None``: nothing was embedded)
+    embed_seconds: float = 0.0
+    estimated_seconds: float | None = None
+    # which vectors of the model (``Embedder.variant``): "fp32", the model's own, or the id
+    # of a quantised export; an index from before variants were recorded holds fp32 ones
+    variant: str = "fp32"
     corpus: dict[str, Any] | None = None
     format_version: int | None = None
     files: dict[str, FileEntry] = field(default_factory=dict)
@@ -58,7 +65,7 @@ class Manifest:
         out = asdict(self)
         out["roots"] = list(self.roots)
         extra = out.pop("extra")
-        for key in ("corpus", "format_version"):
+        for key in ("corpus", "format_version", "estimated_seconds"):
             if out[key] is None:
                 del out[key]
         if not self.files:
@@ -88,6 +95,9 @@ class Manifest:
                 counts=Counts(**counted),
                 created_at=str(data["created_at"]),
                 build_seconds=float(data.get("build_seconds", 0.0)),
+                embed_seconds=float(data.get("embed_seconds", 0.0)),
+                estimated_seconds=_number_or_none(data.get("estimated_seconds")),
+                variant=str(data.get("variant", "fp32")),
                 corpus=data.get("corpus"),
                 format_version=data.get("format_version"),
                 files={
@@ -103,3 +113,7 @@ class Manifest:
 
     def with_files(self, files: dict[str, FileEntry], format_version: int) -> Manifest:
         return replace(self, files=files, format_version=format_version)
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -10,14 +10,18 @@ mean/cls/max, extra layers such as Dense) stay on the sentence-transformers path
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import threading
+import time
 import uuid
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +30,8 @@ from retriever.index.embed import Embedder, Runtime
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from retriever.index.progress import BuildProgress
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +52,54 @@ _SUPPORTED_MODULES = {"Transformer", "Pooling", "Normalize"}
 # Encoder families onnxruntime's transformer optimizer fuses as "bert" (attention, layer norms,
 # GELU into single kernels). Others are exported unfused, which is slower but just as exact.
 _FUSABLE = {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "mpnet", "electra"}
-# Padded tokens per batch when embedding many texts. Batches of similar-length texts, capped
-# by padded size rather than count: a batch of 64 long texts spills the CPU caches. Measured on
-# the 462-skill corpus (10,494 texts): 64 texts a batch 80 s; 1,024 padded tokens 53 s
-# unfused, 42 s fused.
+# Padded tokens per batch when texts are batched (``token_batches``): batches of similar-length
+# texts, capped by padded size rather than count: a batch of 64 long texts spills the CPU
+# caches. Measured on the 462-skill corpus (10,494 texts): 64 texts a batch 80 s; 1,024
+# padded tokens 53 s unfused, 42 s fused.
 BATCH_TOKENS = 1024
 MAX_BATCH = 64
-TOKENIZE_CHUNK = 8192  # texts tokenised (and length-sorted) together
+# Texts a session run embeds when encoding many. One: each text alone, as a query is. With
+# single-threaded runs side by side (BUILD_WORKERS) that was faster than batches of 1,024
+# padded tokens (no padding, small tensors stay in cache; on 1,500 spawner texts 0.37x today's
+# time against 0.45x batched, int8; 0.68x against 0.76x, fp32), and the int8 variant needs
+# it: its activations are quantised with one scale per run, so a text's vector would depend
+# on the other texts of its batch (cosine 0.99 to itself embedded alone). Alone, a text's
+# vector is the same in every build and in a query.
+EMBED_BATCH = 1
+TOKENIZE_CHUNK = 8192  # texts tokenised together (only their lengths are kept at first)
+# A build runs this many single-threaded session runs side by side instead of one run on
+# every core: a run split over cores waits at each operator for the slowest core, which on a
+# busy machine is one the scheduler gave to another process (measured on the 2-core machine,
+# load 4-8: 0.73-0.76x the time of one run on 2 threads).
+BUILD_WORKERS = 4
+# Fewer runs than this many per worker go to the query session (an edit's rebuild).
+PARALLEL_LEAST = 4
+# The first-line estimate times this share of a build's batches (spread over the lengths,
+# at least SAMPLE_LEAST per worker) and extrapolates; the vectors are the build's own.
+SAMPLE_SHARE = 0.03
+SAMPLE_LEAST = 3
+# The stable id of the vectors an export gives (``export.json``'s ``variant``), for caches
+# keyed on model + variant + text: the unquantised export gives the model's own vectors.
+FP32 = "fp32"
+# The int8 variant: the fused export quantised by onnxruntime's ``quantize_dynamic``
+# (weights int8, per output channel; activations quantised at run time), kept beside it in
+# ``<export>-int8/``, except the feed-forward output projections, which stay fp32 (KEEP_FP32).
+# Its variant id is "int8-dq-s8pc-ffo-" and the first 12 hex digits of the quantised file's
+# sha256: the same file gives the same vectors, another quantiser another id.
+# Measured (benchmarks/README.md, "Build speed"), against the fp32 export on both dev sets
+# (MRR@10, paired-bootstrap 95% interval of the difference):
+#   every layer int8:         SKILL.md -0.0008 [-0.0086, +0.0072], spawner -0.0060
+#                             [-0.0111, -0.0014]: a loss on spawner; 0.40x the time
+#   FFN output kept fp32:     SKILL.md -0.0029 [-0.0106, +0.0047], spawner -0.0017
+#                             [-0.0063, +0.0028]: no loss told; 0.54x the time
+# Keeping the FFN outputs halved the distance to the fp32 vectors (cosine 0.9934 -> 0.9966
+# mean on 800 real texts), the most of any one group of layers; per-tensor weights were
+# worse than per-channel (cosine 0.946 mean).
+KEEP_FP32 = ("/output/dense",)  # node names holding these (attention's excepted) stay fp32
+INT8_SUFFIX = "-int8-ffo"  # the recipe in the name: another recipe, another folder
+# A quantised export is used only if its vectors are this close to the fp32 export's on the
+# probes (the measured lowest on real texts is 0.97).
+MIN_COSINE_INT8 = 0.95
 
 
 class ExportUnsupported(ModelError):
@@ -74,6 +121,87 @@ def _model_key(model_id: str, load_from: str) -> str:
 
 def export_dir(models_home: Path, model_id: str, load_from: str) -> Path:
     return models_home / _model_key(model_id, load_from)
+
+
+class _QuietQuantiser(logging.Filter):
+    """Drops what the quantiser logs straight on the root logger: advice to pre-process (on
+    the fused model that would undo fusions) and a note per tensor."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root"
+
+
+def quantized_dir(export: Path) -> Path:
+    """Where the int8 variant of the export in ``export`` is kept."""
+    return export.with_name(export.name + INT8_SUFFIX)
+
+
+def quantize_export(source: Path, target: Path) -> Path:
+    """Write the int8 variant of the fp32 export in ``source`` to ``target`` (aside, then
+    renamed); onnxruntime and onnx only, no torch."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    try:
+        quiet = _QuietQuantiser()
+        logging.getLogger().addFilter(quiet)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kept = kept_fp32(onnx.load(str(source / ONNX_FILE), load_external_data=False))
+                quantize_dynamic(
+                    str(source / ONNX_FILE),
+                    str(tmp / ONNX_FILE),
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    nodes_to_exclude=kept,
+                    # the fused operators (Attention, SkipLayerNormalization) are outside
+                    # ONNX's shape inference: their outputs are float
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                )
+        finally:
+            logging.getLogger().removeFilter(quiet)
+        shutil.copy(source / "tokenizer.json", tmp / "tokenizer.json")
+        digest = hashlib.sha256((tmp / ONNX_FILE).read_bytes()).hexdigest()[:12]
+        meta = json.loads((source / META_FILE).read_text())
+        meta.update(
+            {
+                "variant": f"int8-dq-s8pc-ffo-{digest}",
+                "quantized_from": source.name,
+                "kept_fp32": kept,
+            }
+        )
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / META_FILE).is_file():
+                raise
+            shutil.rmtree(tmp)  # a concurrent quantisation won; keep it
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def kept_fp32(model: Any) -> list[str]:
+    """The nodes of ``model`` (an ONNX graph) the int8 variant leaves fp32: the feed-forward
+    output projections of a BERT-like export (none in a model named otherwise: then every
+    MatMul is quantised)."""
+    return [
+        n.name
+        for n in model.graph.node
+        if n.op_type == "MatMul"
+        and any(part in n.name for part in KEEP_FP32)
+        and "attention" not in n.name
+    ]
+
+
+def check_variant(variant: OnnxEmbedder, reference: OnnxEmbedder) -> float:
+    """The lowest cosine between a quantised export's vectors and the fp32 export's."""
+    return float((variant.encode(_PROBES) * reference.encode(_PROBES)).sum(axis=1).min())
 
 
 def _pooling_mode(pooling: Any) -> str:
@@ -237,6 +365,9 @@ class OnnxEmbedder(Embedder):
             self.meta = json.loads((folder / META_FILE).read_text())
         except (OSError, ValueError) as e:
             raise ModelError(f"{folder}: unreadable ONNX export ({e})") from e
+        # which vectors this export gives: "fp32" (the model's own, as sentence-transformers
+        # gives them) or the id of a quantised variant
+        self.variant = str(self.meta.get("variant", FP32))
         self._session: Any = None
         self._tokenizer: Any = None
         self._counter: Any = None
@@ -259,9 +390,25 @@ class OnnxEmbedder(Embedder):
         with self._lock:
             self._load()
 
+    def _new_session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        # Worker threads spin between the operators of one run (waking a sleeping
+        # thread for each of a hundred small operators costs ~0.5 ms a query here), but
+        # stop when the run ends: spinning on would take the CPU from the rest of the
+        # query and from the caller (measured: no CPU used in the second after a run).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+        return ort.InferenceSession(
+            str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
     def _load(self):
         if self._session is None:
-            import onnxruntime as ort
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
@@ -269,19 +416,7 @@ class OnnxEmbedder(Embedder):
             # Batches are padded by _run, to their own longest text.
             self._pad_id = int((tokenizer.padding or {}).get("pad_id", 0))
             tokenizer.no_padding()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = min(4, os.cpu_count() or 1)
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            # Worker threads spin between the operators of one run (waking a sleeping
-            # thread for each of a hundred small operators costs ~0.5 ms a query here), but
-            # stop when the run ends: spinning on would take the CPU from the rest of the
-            # query and from the caller (measured: no CPU used in the second after a run).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-            options.add_session_config_entry("session.force_spinning_stop", "1")
-            self._session = ort.InferenceSession(
-                str(self.folder / ONNX_FILE), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = self._new_session(min(4, os.cpu_count() or 1))
             self._tokenizer = tokenizer
         return self._session, self._tokenizer
 
@@ -313,33 +448,89 @@ class OnnxEmbedder(Embedder):
             return self._run(session, [encoding]), bool(encoding.overflowing)
 
     def encode(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        from retriever.index.progress import BuildProgress
+
+        return self._encode(texts, BuildProgress(show=progress), timed=False)
+
+    def encode_tracked(self, texts: list[str], progress: BuildProgress) -> np.ndarray:
+        """``encode(texts)`` telling ``progress`` how far it is; first a sample of the runs
+        (every length, ``sample_batches``) and ``progress.estimated`` gets the seconds the
+        whole call should take: the sample's time scaled to every run, on this machine as
+        busy as it is now, with these texts' own lengths."""
+        return self._encode(texts, progress, timed=True)
+
+    def _encode(self, texts: list[str], progress: BuildProgress, *, timed: bool) -> np.ndarray:
         import numpy as np
 
         texts = [t.lower() for t in texts] if self.meta.get("do_lower_case") else list(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        progress.begin(len(texts))
         if not texts:
+            progress.estimated(0.0)
+            progress.embedded()
             return out
-        bar = None
-        if progress:
-            try:
-                from tqdm import tqdm
-
-                bar = tqdm(total=len(texts), desc="embedding", unit="text")
-            except ImportError:  # pragma: no cover
-                bar = None
-        with self._lock:  # one session run at a time; the session uses all cores itself
+        with self._lock:  # one encode at a time; it uses all cores itself
             session, tokenizer = self._load()
-            # Tokenised a chunk at a time: the encodings of a million texts would not fit.
+            # Only the lengths are kept at first (the encodings of a million texts would not
+            # fit); each group of runs is tokenised again when it runs.
+            lengths: list[int] = []
             for first in range(0, len(texts), TOKENIZE_CHUNK):
-                encoded = tokenizer.encode_batch(texts[first : first + TOKENIZE_CHUNK])
-                for idx in token_batches([len(e.ids) for e in encoded]):
-                    rows = [first + i for i in idx]
-                    out[rows] = self._run(session, [encoded[i] for i in idx])
-                    if bar:
-                        bar.update(len(idx))
-        if bar:
-            bar.close()
+                chunk = texts[first : first + TOKENIZE_CHUNK]
+                lengths += [len(e.ids) for e in tokenizer.encode_batch(chunk)]
+            batches = token_batches(lengths, most=EMBED_BATCH)
+            workers = build_workers(len(batches))
+            # A build's runs go single-threaded, several at once, on a session of their own
+            # (dropped when the build is done: a server keeps only the query session).
+            runner = self._new_session(1) if workers > 1 else session
+            pool = ThreadPoolExecutor(workers) if workers > 1 else None
+            try:
+                order = list(range(len(batches)))
+                if timed:
+                    order = self._timed_sample(runner, pool, batches, workers, texts, out, progress)
+                self._run_batches(runner, pool, [batches[i] for i in order], texts, out, progress)
+            finally:
+                if pool is not None:
+                    pool.shutdown()
+        progress.embedded()
         return out
+
+    def _timed_sample(self, runner, pool, batches, workers, texts, out, progress) -> list[int]:
+        """Run the sample of ``batches`` that the estimate is made of; the rest's indices.
+
+        The first run of each worker is not timed: a fresh session's first runs allocate
+        its memory and were several times slower than the rest (an estimate 1.5x the build
+        before this warm-up)."""
+        sample = sample_batches(len(batches), workers)
+        middle = len(sample) // 2
+        warm = sample[middle : middle + workers] if len(sample) > 2 * workers else []
+        self._run_batches(runner, pool, [batches[i] for i in warm], texts, out, progress)
+        timed = [i for i in sample if i not in set(warm)]
+        started = time.perf_counter()
+        self._run_batches(runner, pool, [batches[i] for i in timed], texts, out, progress)
+        took = time.perf_counter() - started
+        progress.estimated(took * (len(batches) - len(warm)) / max(1, len(timed)))
+        chosen = set(sample)
+        return [i for i in range(len(batches)) if i not in chosen]
+
+    def _run_batches(self, session, pool, batches, texts, out, progress: BuildProgress) -> None:
+        """Embed ``batches`` (lists of indices into ``texts``) into ``out``'s rows, on
+        ``pool``'s threads if given, tokenising at most TOKENIZE_CHUNK texts at a time."""
+        _, tokenizer = self._load()
+        step = max(1, TOKENIZE_CHUNK // EMBED_BATCH)
+        for first in range(0, len(batches), step):
+            group = batches[first : first + step]
+            rows = [i for idx in group for i in idx]
+            encoded = dict(zip(rows, tokenizer.encode_batch([texts[i] for i in rows]), strict=True))
+            work = [(idx, [encoded[i] for i in idx]) for idx in group]
+            run = functools.partial(self._run_into, session, out)
+            for n in pool.map(run, work) if pool else map(run, work):
+                progress.advance(n)
+
+    def _run_into(self, session, out: np.ndarray, work: tuple[list[int], list]) -> int:
+        """One session run: ``work``'s encodings embedded into ``out``'s rows ``work[0]``."""
+        rows, encoded = work
+        out[rows] = self._run(session, encoded)
+        return len(rows)
 
     def _run(self, session, encoded: list) -> np.ndarray:
         import numpy as np
@@ -368,6 +559,29 @@ class OnnxEmbedder(Embedder):
         # by inner product.
         norms = np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return (vectors / norms).astype(np.float32)
+
+
+def build_workers(batches: int) -> int:
+    """Single-threaded runs a build makes side by side: one per core (at most
+    BUILD_WORKERS), or 1 for fewer batches than PARALLEL_LEAST per core."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    workers = max(1, min(BUILD_WORKERS, cores))
+    return workers if batches >= PARALLEL_LEAST * workers else 1
+
+
+def sample_batches(batches: int, workers: int = 1) -> list[int]:
+    """Which of ``batches`` (in ``token_batches``' order, shortest first) the first-line
+    estimate times: SAMPLE_SHARE of them, at least SAMPLE_LEAST per worker, evenly spread,
+    so that every length is in the sample as often as in the build."""
+    import numpy as np
+
+    if batches <= 0:
+        return []
+    want = min(batches, max(SAMPLE_LEAST * workers, math.ceil(SAMPLE_SHARE * batches)))
+    return sorted({int(i) for i in np.linspace(0, batches - 1, want).round()})
 
 
 def token_batches(

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from retriever.index.cache import EmbeddingCache
     from retriever.index.embed import Embedder
     from retriever.index.manifest import Manifest
+    from retriever.index.progress import BuildProgress
     from retriever.index.store import IndexStatus, Prefetch
     from retriever.index.tables import SkillIndex
     from retriever.load.changes import Scan
@@ -54,7 +55,7 @@ def open_index(
     embedder: Embedder,
     *,
     rebuild: str = "auto",
-    progress: bool = False,
+    progress: BuildProgress | bool = False,
     verify: bool = False,
     prefetch: Prefetch | None = None,
     cache: EmbeddingCache | None = None,
@@ -83,6 +84,7 @@ def open_index(
             lambda m: fingerprint_now(
                 m.corpus_fingerprint, m.corpus, roots, verify=verify, scan=scanned
             ),
+            lambda: embedder.variant,
         )
 
     current = None if rebuild == "always" else status()
@@ -123,6 +125,20 @@ def open_index(
         ) from e
 
 
+def is_fresh(folder: Path, roots: list[Path], embedder: Embedder, *, verify: bool = False) -> bool:
+    """Whether the index in ``folder`` can be opened as it is (no build needed): the check
+    ``open_index`` makes first, from the manifest and the files' metadata."""
+    from retriever.index.store import index_status
+    from retriever.load.changes import fingerprint_now
+
+    return index_status(
+        folder,
+        embedder.model_id,
+        lambda m: fingerprint_now(m.corpus_fingerprint, m.corpus, roots, verify=verify),
+        lambda: embedder.variant,
+    ).fresh
+
+
 def load_report(scan: Scan, roots: list[Path]) -> LoadReport:
     """The skills ``scan`` found, parsed, with every problem: folders the walk could not
     list first, then the files'."""
@@ -141,7 +157,7 @@ def build(
     embedder: Embedder,
     *,
     previous: SkillIndex | None = None,
-    progress: bool = False,
+    progress: BuildProgress | bool = False,
     cache: EmbeddingCache | None = None,
 ) -> SkillIndex:
     """Build the index of ``report`` (parsed from ``scan``) and save it as ``folder``'s
@@ -150,6 +166,7 @@ def build(
     from retriever import __version__
     from retriever.index.build import VectorCache, build_index, embedded_texts
     from retriever.index.documents import collection_documents
+    from retriever.index.progress import BuildProgress
     from retriever.index.store import load_index, remove_leftovers, save_index
     from retriever.rules import compile_rules
 
@@ -164,13 +181,20 @@ def build(
     documents = collection_documents(report.skills)
     vectors = VectorCache(previous, embedder, cache)
     todo = vectors.plan(embedded_texts(documents, compile_rules(report.skills)))
-    announce_build(len(report.skills), len(todo), first=previous is None)
+    tracker = BuildProgress.of(progress)
+    if not todo:
+        log.info(
+            "%s skills: nothing to embed (every text's vector is known)", f"{len(report.skills):,}"
+        )
+    tracker.on_estimate = lambda seconds: announce_build(
+        len(report.skills), len(todo), seconds, first=previous is None
+    )
     built = build_index(
         report,
         embedder,
         fingerprint=scan.fingerprint,
         package_version=__version__,
-        progress=progress,
+        progress=tracker,
         vectors=vectors,
         documents=documents,
         corpus=scan.record,  # the next open checks these files' metadata
@@ -178,27 +202,18 @@ def build(
     return save_index(folder, built)  # used as built: nothing is read back
 
 
-# Texts embedded per second on one core, measured on this project's machine (252 texts/s on
-# 2 cores); good enough to tell seconds from minutes.
-_TEXTS_PER_CORE_S = 125
+def announce_build(skills: int, texts: int, seconds: float, *, first: bool) -> None:
+    """Say up front how big the build is and how long it will take: a first build of a large
+    collection takes minutes, and a user (or a CI log, where stderr is no terminal) should
+    know why. ``seconds`` is measured (``index.progress``), not guessed."""
+    from retriever.index.progress import duration_words
 
-
-def announce_build(skills: int, texts: int, *, first: bool) -> None:
-    """Say up front how big the build is: a first build of a large collection takes
-    minutes, and a user (or a CI log, where stderr is no terminal) should know why."""
-    seconds = texts / (_TEXTS_PER_CORE_S * min(4, os.cpu_count() or 1))
-    if seconds < 20:
-        estimate = "a few seconds" if seconds < 10 else "under half a minute"
-    elif seconds < 90:
-        estimate = "about a minute"
-    else:
-        estimate = f"about {round(seconds / 60)} minutes"
     log.info(
         "%s skills, %s %s to embed: %s on %d cores%s",
         f"{skills:,}",
         f"{texts:,}",
         "text" if texts == 1 else "texts",
-        estimate,
+        duration_words(seconds),
         os.cpu_count() or 1,
         " (later builds embed only the texts that changed)" if first else "",
     )

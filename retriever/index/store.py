@@ -369,13 +369,18 @@ class IndexStatus:
 
 
 def index_status(
-    index_dir: Path, model_id: str, fingerprint: str | Callable[[Manifest], str]
+    index_dir: Path,
+    model_id: str,
+    fingerprint: str | Callable[[Manifest], str],
+    variant: str | Callable[[], str] | None = None,
 ) -> IndexStatus:
     """Whether the index in ``index_dir`` was built from the corpus with ``fingerprint`` by
-    the model ``model_id``, and if not, why (in words for a person).
+    the model ``model_id`` run as ``variant`` (``Embedder.variant``; ``None``: not
+    checked), and if not, why (in words for a person).
 
     ``fingerprint`` may be a function of the manifest, called only when the model matches:
-    the manifest's record of the corpus (``load.changes``) can spare the hashing.
+    the manifest's record of the corpus (``load.changes``) can spare the hashing. So may
+    ``variant``: knowing it can mean making the model's export.
     """
     version = _current_version(index_dir)
     try:
@@ -387,6 +392,11 @@ def index_status(
     writer = newer_writer(manifest)
     if manifest.model != model_id:
         why = f"built with model '{manifest.model}', asked for '{model_id}'"
+        return IndexStatus(index_dir, manifest, why, writer, version)
+    if callable(variant):
+        variant = variant()
+    if variant is not None and manifest.variant != variant:
+        why = f"built with the model's '{manifest.variant}' vectors, asked for '{variant}'"
         return IndexStatus(index_dir, manifest, why, writer, version)
     if manifest.documents != (made := recipe()):
         built = manifest.documents

@@ -38,6 +38,8 @@ def diagnose(
         folder,
         embedder.model_id,
         lambda m: fingerprint_now(m.corpus_fingerprint, m.corpus, roots),
+        # known without making anything when the export is made; else no index of it exists
+        embedder.variant if embedder.runtime().ready else None,
     )
     manifest = status.manifest
     todo = []
@@ -71,6 +73,7 @@ def diagnose(
         "newer_writer": status.newer_writer,
         "model": embedder.model_id,
         "backend": _backend(embedder),
+        "cache": _cache(embedder),
         "server": _server(folder),
         "usable": status.fresh,
         "todo": todo,
@@ -96,6 +99,18 @@ def _backend(embedder) -> dict[str, Any]:
         "onnx_export": runtime.export,
         "export_present": runtime.export is not None and runtime.ready,
     }
+
+
+def _cache(embedder) -> dict[str, Any]:
+    """The shared embedding cache: its file, size and bound, and how many vectors it holds
+    of this model as a build would run it (``None`` until the export is made)."""
+    from retriever.index.cache import limit_from_env, shared_cache
+
+    stats = shared_cache().stats()
+    stats["enabled"] = limit_from_env() > 0
+    key = embedder.cache_key if embedder.runtime().ready else None
+    stats["this_model"] = stats["models"].get(key, 0) if key else None
+    return stats
 
 
 def _server(folder: Path) -> dict[str, Any] | None:
@@ -160,6 +175,18 @@ def format_report(r: dict[str, Any]) -> str:
         lines.append(f"backend: onnx; export {where}: {b['onnx_export']}")
     else:
         lines.append("backend: sentence-transformers (torch)")
+    c = r["cache"]
+    if not c["enabled"]:
+        lines.append("embedding cache: off ($SKILL_RETRIEVER_CACHE_MB=0)")
+    elif c.get("error"):
+        lines.append(f"embedding cache: {c['path']} unusable ({c['error']})")
+    else:
+        held = sum(c["models"].values())
+        mine = "" if c["this_model"] is None else f", {c['this_model']:,} of this model"
+        lines.append(
+            f"embedding cache: {c['path']} ({c['bytes'] / 2**20:.1f} MB of "
+            f"{c['limit_bytes'] / 2**20:.0f} MB, {held:,} vectors{mine})"
+        )
     s = r["server"]
     if s is None:
         lines.append("server: no `retrieve serve` running for this index")

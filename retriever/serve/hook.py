@@ -177,6 +177,8 @@ def ask_server(
         timeout=wait,
         limit=reply_limit(max_chars),
     )
+    if status == 503:  # its first index is being built: nothing yet, and no build here
+        return {}
     if status != 200:
         raise HookError(f"the server answered {status}")
     return agents.checked_output(agent, json.loads(raw), max_chars)

@@ -12,7 +12,8 @@ may hold the answer, default 20). A body that is not an event (not JSON, not an 
 ``prompt`` string) or a bad parameter gets 400 ``{"error": ...}``; the guard of
 ``retrieve serve`` (token, body limit, Host check) applies first. Nothing an agent sends
 gets a 5xx or a body that is not JSON: a failure inside is logged and answered ``{}``, as
-if nothing fitted (the prompt goes on either way).
+if nothing fitted (the prompt goes on either way), and so is a prompt that comes while the
+server's first index is being built (where ``/search`` answers 503).
 """
 
 from __future__ import annotations
@@ -87,12 +88,19 @@ def hook_routes(projects: ProjectRetrievers, gate: Any) -> list[Any]:
             return reply({"error": str(e)}, 400)
         if prompt is None or not agents.worth_searching(prompt, min_words):
             return reply({})
+        from retriever.errors import IndexNotReadyError
+
         try:
-            retriever = await anyio.to_thread.run_sync(projects.for_cwd, agents.cwd_of(event), wait)
+            cwd = agents.cwd_of(event)
+            retriever = projects.ready(cwd)
+            if retriever is None:  # a project's first prompt: its index is opened or built
+                retriever = await anyio.to_thread.run_sync(projects.for_cwd, cwd, wait)
             async with gate:
                 text = await anyio.to_thread.run_sync(
                     context.context_for, retriever, prompt, k, max_chars
                 )
+        except IndexNotReadyError:  # the server's first index is being built: nothing yet
+            return reply({})
         except Exception:  # noqa: BLE001 - the prompt goes on; the log says what broke
             log.exception("the %s hook could not search; nothing added", agent.title)
             return reply({})

@@ -60,6 +60,8 @@ MAX_RENDER_CHARS = 100_000
 SEARCH_SLOTS = max(1, min(4, os.cpu_count() or 1))
 LOOPBACK_NAMES = ("localhost",)
 MCP_PATH = "/mcp"
+# Seconds a client is told to wait (Retry-After) when it asks while the first index builds.
+RETRY_AFTER_S = 5
 
 
 class ServeError(RetrieverError):
@@ -578,6 +580,16 @@ def parse_search(body: bytes) -> tuple[str, int, int | None]:
 def health(live: LiveRetriever) -> dict[str, Any]:
     from retriever import __version__
 
+    if not live.ready:  # the first index is being built (or could not be): say how far
+        progress = live.progress
+        return {
+            "status": "failed" if live.failed_because is not None else "building",
+            "package_version": __version__,
+            "index": {"folder": str(live.index_dir), "version": None, "created_at": None},
+            "build": progress.snapshot() if progress is not None else None,
+            "error": live.not_ready().args[0],
+            "watch": live.status(),
+        }
     retriever = live.current
     manifest = retriever.manifest
     stale, why = live.freshness()
@@ -614,7 +626,7 @@ def build_app(
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from retriever.errors import RetrieverError, UnknownSkillError
+    from retriever.errors import IndexNotReadyError, RetrieverError, UnknownSkillError
     from retriever.present.skill import skill_markdown
     from retriever.serve.hook_routes import hook_routes
     from retriever.serve.mcp import build_server
@@ -625,12 +637,24 @@ def build_app(
     def reply(data: Any, status: int = 200) -> Response:
         return Response(_json_bytes(data), status_code=status, media_type="application/json")
 
+    def not_ready(e: IndexNotReadyError) -> Response:
+        """503 while the first index is built (with how far, and when to ask again), or
+        when it could not be: a client never waits on a request, nor gets half an index."""
+        body = {"error": str(e), "code": e.code, "build": e.progress or None}
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if e.code == "building" else {}
+        response = reply(body, 503)
+        response.headers.update(headers)
+        return response
+
     async def search(request: Request) -> Response:
         try:
             query, k, max_chars = parse_search(await request.body())
         except BadRequest as e:
             return reply({"error": str(e)}, e.status)
-        retriever = live.current  # this request's index, whatever a reload does meanwhile
+        try:
+            retriever = live.current  # this request's index, whatever a reload does meanwhile
+        except IndexNotReadyError as e:
+            return not_ready(e)
 
         def run() -> dict[str, Any]:
             result = retriever.search(query, k=k)
@@ -646,7 +670,10 @@ def build_app(
             return reply({"error": str(e)}, 400)
 
     async def get_skill(request: Request) -> Response:
-        retriever = live.current
+        try:
+            retriever = live.current
+        except IndexNotReadyError as e:
+            return not_ready(e)
         sections = request.query_params.get("sections")
         wanted = [s for s in sections.split(",") if s] if sections else None
         try:
@@ -765,7 +792,8 @@ def run(
     def stop(*_: object) -> None:
         server.should_exit = True
 
-    with announced(live.current.index_dir, host, port, token, secret) as url:
+    assert live.index_dir is not None
+    with announced(live.index_dir, host, port, token, secret) as url:
         # Ours until uvicorn installs its own (and again after): a signal in between asks
         # the server to stop rather than being lost (a no-op handler there once left a
         # server that was told to stop running) or killing the process (the discovery file

@@ -28,14 +28,16 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retriever.api import SkillRetriever
+    from retriever.errors import IndexNotReadyError
     from retriever.index.manifest import Manifest
+    from retriever.index.progress import BuildProgress
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +150,19 @@ class LiveRetriever:
 
     def __init__(
         self,
-        retriever: SkillRetriever,
+        retriever: SkillRetriever | None,
         roots: Sequence[Path],
         *,
+        index_dir: Path | None = None,
         quiet_s: float = QUIET_S,
         quiet_max_s: float = QUIET_MAX_S,
     ) -> None:
-        self.current = retriever
+        self._current = retriever
+        # the index folder served: known before a first build has made anything in it
+        self.index_dir = index_dir or (retriever.index_dir if retriever is not None else None)
+        # how far the first build is (``opening``); ``None`` when opened before serving
+        self.progress: BuildProgress | None = None
+        self.failed_because: str | None = None  # why the first open failed, if it did
         # as named (``paths.named_roots``): a link is resolved again at every look, so a
         # switched one is seen; resolved roots are taken too, and then a link is not seen
         self.roots = tuple(Path(r) for r in roots)
@@ -163,10 +171,97 @@ class LiveRetriever:
         self.held_because: str | None = None  # why the files' state is not being served
         self.last_reload: ReloadOutcome | None = None
         self.watching = False
+        self.opened = threading.Event()  # set once the first index is served (or failed)
+        if retriever is not None:
+            self.opened.set()
         self._reload_lock = threading.Lock()
         self._fresh_lock = threading.Lock()
         # (when, (fingerprint served, the roots' identities), why)
         self._fresh: tuple[float, tuple[Any, ...], str | None] | None = None
+
+    @classmethod
+    def opening(
+        cls,
+        open_first: Callable[[BuildProgress], SkillRetriever],
+        roots: Sequence[Path],
+        *,
+        index_dir: Path,
+        then: Callable[[LiveRetriever], None] | None = None,
+        show: bool = True,
+        **options: Any,
+    ) -> LiveRetriever:
+        """A live retriever that serves at once and opens its first index on a thread:
+        ``open_first(progress)`` builds (or opens) it, counting in ``progress``; until it
+        returns, every request is told how far the build is (``IndexNotReadyError``), never
+        answered from a half-built index. ``then(live)`` runs once it serves (say, starts
+        the watcher). A failure is kept (``failed_because``) and told to every request."""
+        from retriever.index.progress import BuildProgress
+
+        live = cls(None, roots, index_dir=index_dir, **options)
+        live.progress = BuildProgress(show=show)
+        threading.Thread(
+            target=live._open_first, args=(open_first, then), name="first-index", daemon=True
+        ).start()
+        return live
+
+    def _open_first(
+        self,
+        open_first: Callable[[BuildProgress], SkillRetriever],
+        then: Callable[[LiveRetriever], None] | None,
+    ) -> None:
+        assert self.progress is not None
+        started = time.perf_counter()
+        try:
+            retriever = open_first(self.progress)
+        except Exception as e:  # noqa: BLE001 - told to every request, the server stays up
+            self.failed_because = str(e)
+            self.progress.finish("failed")
+            log.error("the skill index could not be opened: %s", e)
+            self.opened.set()
+            return
+        self._current = retriever
+        self.progress.finish("ready")
+        self.opened.set()
+        log.info(
+            "index ready: %d skills (%.0f s after start)",
+            len(retriever.skills),
+            time.perf_counter() - started,
+        )
+        if then is not None:
+            then(self)
+
+    @property
+    def current(self) -> SkillRetriever:
+        """The retriever to answer this request with; ``IndexNotReadyError`` while the first
+        index is being built, or when it could not be."""
+        retriever = self._current
+        if retriever is None:
+            raise self.not_ready()
+        return retriever
+
+    @current.setter
+    def current(self, retriever: SkillRetriever) -> None:
+        self._current = retriever
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def not_ready(self) -> IndexNotReadyError:
+        """What a request made before the first index serves is told."""
+        from retriever.errors import IndexNotReadyError
+
+        if self.failed_because is not None:
+            return IndexNotReadyError(
+                f"the skill index could not be opened: {self.failed_because}",
+                code="unavailable",
+            )
+        progress = self.progress
+        if progress is None:  # pragma: no cover - a live retriever is made with one or the other
+            return IndexNotReadyError("the skill index is not open yet")
+        return IndexNotReadyError(
+            f"{progress.describe()}; ask again shortly", progress=progress.snapshot()
+        )
 
     # -- reloading -------------------------------------------------------------------------
 
@@ -204,6 +299,8 @@ class LiveRetriever:
         from retriever.index.store import build_lock
         from retriever.load.changes import indexed_paths, scan_corpus, unchanged
 
+        if self._current is None:
+            return "held", "the first index is not open yet"
         missing = self.missing_root()
         if missing:
             return "held", missing
@@ -279,6 +376,8 @@ class LiveRetriever:
         """``(stale, why)``: whether the served index still matches the skill files."""
         from retriever.load.changes import fingerprint_now
 
+        if self._current is None:
+            return True, self.not_ready().args[0]
         with self._fresh_lock:
             now = time.monotonic()
             manifest = self.current.manifest

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from retriever.api import SkillRetriever
-from retriever.errors import QueryError, RetrieverError
+from retriever.errors import IndexNotReadyError, QueryError, RetrieverError
 from retriever.present.compact import compact_result, search_output_model
 from retriever.search.query import MAX_K, check_k
 
@@ -105,7 +105,12 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
     class SkillServer(MCPServer):
         async def list_resources(self) -> list[ResourceInfo]:
             # Listed from the index being served at the time of the call: a reload adds
-            # and removes skills, which fixed registrations could not follow.
+            # and removes skills, which fixed registrations could not follow. None while
+            # the first index is being built.
+            try:
+                skills = current().skills
+            except IndexNotReadyError:
+                return []
             return [
                 ResourceInfo(
                     uri=skill_uri(s.id),
@@ -114,7 +119,7 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
                     description=s.description[:300],
                     mime_type="text/markdown",
                 )
-                for s in current().skills
+                for s in skills
             ]
 
     from retriever.serve.mcp_skills import skills_extension, skills_middleware
@@ -135,7 +140,12 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
             check_k(k, MAX_K)
         except QueryError as e:
             raise _invalid(str(e)) from e
-        retriever = current()
+        try:
+            retriever = current()
+        except IndexNotReadyError as e:
+            # a result the agent reads, not a protocol error: the call was right, the index
+            # is not ready yet (how far it is, and to ask again, are in the text)
+            return CallToolResult(content=[TextContent(type="text", text=str(e))], is_error=True)
         try:
             async with gate if gate is not None else contextlib.nullcontext():
                 result = await anyio.to_thread.run_sync(retriever.search, query, k)

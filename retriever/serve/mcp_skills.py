@@ -93,9 +93,22 @@ class SkillFiles:
         self._for: Any = None
         self._files: dict[str, tuple[dict[str, Any], list[SkillFile]]] = {}
 
+    def served(self) -> SkillRetriever:
+        """The index served now; while the first one is being built, an MCP error that says
+        how far (``-32603``: the request was right, the server cannot answer it yet)."""
+        from retriever.errors import IndexNotReadyError
+
+        try:
+            return self.current()
+        except IndexNotReadyError as e:
+            from mcp.shared.exceptions import MCPError
+            from mcp_types import INTERNAL_ERROR
+
+            raise MCPError(INTERNAL_ERROR, str(e)) from None
+
     def of(self, skill_id: str) -> tuple[dict[str, Any], list[SkillFile]]:
         """``(frontmatter, files)`` of a skill, ``KeyError`` for an id not served."""
-        retriever = self.current()
+        retriever = self.served()
         if retriever is not self._for:
             self._for, self._files = retriever, {}
         if skill_id not in self._files:
@@ -118,7 +131,7 @@ class SkillFiles:
         }
 
     def ids(self) -> list[str]:
-        return [s.id for s in self.current().skills]
+        return [s.id for s in self.served().skills]
 
 
 def files_of(skill: Skill) -> tuple[dict[str, Any], list[SkillFile]]:

@@ -131,6 +131,7 @@ class ProjectRetrievers:
             self._entries.popitem(last=False)
 
     def _open(self, key: tuple[Path, ...], entry: _Entry) -> None:
+        from retriever.errors import IndexNotReadyError
         from retriever.serve.live import LiveRetriever
 
         try:
@@ -146,6 +147,8 @@ class ProjectRetrievers:
                 time.perf_counter() - started,
                 retriever.rebuilt_because or "index up to date",
             )
+        except IndexNotReadyError as e:  # the served index is not built yet: the next prompt
+            entry.error = str(e)
         except Exception as e:  # noqa: BLE001 - a broken project folder must not break prompts
             entry.error = str(e)
             log.warning("cannot open the skills of %s: %s", ", ".join(map(str, key)), e)

@@ -1,4 +1,6 @@
-"""The ONNX fast path gives the sentence-transformers vectors and rankings, and falls back."""
+"""The ONNX fast path: its fp32 export gives the sentence-transformers vectors, its int8
+variant (the default) vectors close to them and the same whoever else is embedded with a
+text; it falls back when the model cannot be exported."""
 
 from __future__ import annotations
 
@@ -27,14 +29,14 @@ def slow():
 
 
 def test_onnx_vectors_equal_sentence_transformers(tmp_path, slow):
-    fast = make_embedder(models_home=tmp_path)
+    fast = make_embedder(models_home=tmp_path, precision="fp32")
     a, b = fast.encode(TEXTS), slow.encode(TEXTS)
     assert a.shape == b.shape == (4, 384)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
     assert (a * b).sum(axis=1).min() > 0.9999
     # the export is kept: the next embedder is the ONNX one straight away
-    again = make_embedder(models_home=tmp_path)
-    assert isinstance(again, OnnxEmbedder)
+    again = make_embedder(models_home=tmp_path, precision="fp32")
+    assert isinstance(again, OnnxEmbedder) and again.variant == "fp32"
     assert np.allclose(again.encode(TEXTS), a, atol=1e-5)
     # MiniLM is a BERT: the export runs fused attention kernels (the fast build path)
     import onnx
@@ -47,7 +49,7 @@ def test_many_texts_of_mixed_length_in_padded_batches(slow):
     # More texts than one batch holds, of lengths from one word to past the model's limit:
     # padding inside a batch must not change any vector.
     texts = [" ".join(["word"] * (1 + (i * 37) % 300)) + f" {i}" for i in range(150)]
-    fast = make_embedder(backend="onnx")
+    fast = make_embedder(backend="onnx", precision="fp32")
     assert isinstance(fast, OnnxEmbedder) or type(fast).__name__ == "_ExportingEmbedder"
     assert (fast.encode(texts) * slow.encode(texts)).sum(axis=1).min() > 0.9999
 
@@ -109,6 +111,27 @@ def test_unexportable_model_falls_back_with_a_notice(tmp_path, unexportable_mode
         strict.encode(["hello world"])
 
 
+def test_int8_variant_is_close_to_fp32_and_independent_of_its_batch(tmp_path, slow):
+    """The default precision: the fp32 export quantised once and kept beside it, with an id
+    of its own (recorded in manifests, keyed in the cache), vectors near the model's, and a
+    text's vector the same alone, among many, and as a query: each text runs alone."""
+    int8 = make_embedder(models_home=tmp_path)  # exports, then quantises
+    texts = TEXTS + [" ".join(["word"] * (1 + (i * 37) % 300)) + f" {i}" for i in range(40)]
+    many = int8.encode(texts)
+    assert int8.variant.startswith("int8-dq-s8pc-ffo-") and int8.variant in str(int8.cache_key)
+    assert (many * slow.encode(texts)).sum(axis=1).min() > 0.95
+    alone = np.vstack([int8.encode([t]) for t in texts])
+    assert np.allclose(many, alone, atol=1e-6)
+    assert np.allclose(int8.encode_query(TEXTS[0])[0], alone[:1], atol=1e-6)
+    again = make_embedder(models_home=tmp_path)  # the quantised export is kept
+    assert isinstance(again, OnnxEmbedder) and again.variant == int8.variant
+    assert len(again.meta["kept_fp32"]) == 6  # MiniLM's six feed-forward output projections
+    fp32 = make_embedder(models_home=tmp_path, precision="fp32")
+    assert fp32.cache_key != again.cache_key and fp32.cache_key.endswith("|fp32")
+    with pytest.raises(ModelError, match="unknown precision"):
+        make_embedder(models_home=tmp_path, precision="int4")
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize(
     "every",
@@ -117,64 +140,27 @@ def test_unexportable_model_falls_back_with_a_notice(tmp_path, unexportable_mode
         pytest.param(1, marks=pytest.mark.slow),  # all 580 with -m slow (.ci/run runs both)
     ],
 )
-def test_same_top10_on_the_dev_queries(spawner, spawner_index, every):
-    """The ranking from the ONNX path equals the sentence-transformers path's, query by query."""
+def test_fp32_export_embeds_the_dev_queries_as_sentence_transformers(slow, every):
+    """Query by query, the fp32 ONNX export gives sentence-transformers' vectors (what lets
+    an index built with one serve the other)."""
     require_shared(DEV_QUERIES)
     from retriever.authoring.evaluate import read_queries
-    from retriever.search.rank import ScoringConfig
 
-    # More candidates than the default 256: a skill whose only near document sits at the
-    # 256th place is in one path's candidates and not the other's when the two vectors
-    # differ in the 7th decimal (seen once in 580 queries: a tenth skill at 0.19 against
-    # 0.18). The ranking rule is the same either way; this compares the embeddings.
-    wide = ScoringConfig(candidates=2048)
-    torch_side, onnx_side = (
+    fast = make_embedder(backend="onnx", precision="fp32")
+    queries = [q.query for q in read_queries(DEV_QUERIES)[::every]]
+    assert (fast.encode(queries) * slow.encode(queries)).sum(axis=1).min() > 0.9999
+
+
+def test_an_index_of_other_vectors_is_stale(tmp_path, bundled, bundled_index):
+    """An index records the variant its vectors came from; another precision does not use
+    it (queries and documents are always embedded the same way)."""
+    from retriever.errors import StaleIndexError
+
+    assert bundled.manifest.variant == bundled.embedder.variant != "fp32"
+    with pytest.raises(StaleIndexError, match="vectors, asked for 'fp32'"):
         SkillRetriever.open(
-            list(spawner.manifest.roots),
-            index_dir=spawner_index,
-            backend=backend,
+            list(bundled.manifest.roots),
+            index_dir=bundled_index,
+            precision="fp32",
             rebuild="never",
-            config=wide,
         )
-        for backend in ("torch", "onnx")
-    )
-    queries = read_queries(DEV_QUERIES)[::every]
-    differ = [
-        q.id
-        for q in queries
-        if not same_up_to_ties(onnx_side.search(q.query, k=10), torch_side.search(q.query, k=10))
-    ]
-    assert differ == []
-
-
-def same_up_to_ties(a, b, eps: float = 1e-5) -> bool:
-    """The two top-10s are equal, except for the order of skills whose scores are equal to
-    within ``eps`` (two float paths differ by ~1e-7; real ties exist, e.g. 0.6212267 against
-    0.6212266 on one dev query)."""
-    sa = {h.id: h.score for h in a.skills}
-    sb = {h.id: h.score for h in b.skills}
-    if list(sa) == list(sb):
-        return True
-    for only, scores in ((set(sa) - set(sb), sa), (set(sb) - set(sa), sb)):
-        if any(scores[i] - min(scores.values()) > eps for i in only):  # not a tie at the cut
-            return False
-    common = [i for i in sa if i in sb]
-    rank_b = {i: r for r, i in enumerate(i for i in sb if i in sa)}
-    return all(
-        abs(sa[x] - sa[y]) <= eps
-        for n, x in enumerate(common)
-        for y in common[n + 1 :]
-        if rank_b[x] > rank_b[y]
-    )
-
-
-def test_same_up_to_ties_tells_a_tie_from_a_different_ranking():
-    from types import SimpleNamespace as NS
-
-    def result(*pairs):
-        return NS(skills=[NS(id=i, score=s) for i, s in pairs])
-
-    a = result(("x", 0.9), ("y", 0.6212267), ("z", 0.6212266))
-    assert same_up_to_ties(a, result(("x", 0.9), ("z", 0.6212266), ("y", 0.6212267)))
-    assert not same_up_to_ties(a, result(("y", 0.9), ("x", 0.8), ("z", 0.6)))
-    assert not same_up_to_ties(a, result(("x", 0.9), ("y", 0.6212267), ("w", 0.7)))

@@ -103,12 +103,20 @@ def test_a_build_says_up_front_how_long_it_will_take(tmp_path):
     skills = tmp_path / "skills"
     for name in ("webhooks", "caching"):
         shutil.copytree(next(BUNDLED.rglob(f"{name}/skill.yaml")).parent, skills / name)
-    p = retrieve("index", "--skills", str(skills), "--index", str(tmp_path / "index"))
+    # the embedding cache off: every text is embedded (else the session's cache has them)
+    p = retrieve(
+        "index", "--skills", str(skills), "--index", str(tmp_path / "index"),
+        env={"SKILL_RETRIEVER_CACHE_MB": "0"},
+    )  # fmt: skip
     assert p.returncode == 0, p.stderr
     # stderr is a pipe here, not a terminal: the note is there all the same
     note = next(line for line in p.stderr.splitlines() if "to embed" in line)
     assert note.startswith("retrieve: 2 skills, ") and "a few seconds on " in note
     assert "later builds embed only the texts that changed" in note
+    # the same skills elsewhere, with the cache on: nothing new to embed, and it says so
+    p = retrieve("index", "--skills", str(skills), "--index", str(tmp_path / "again"))
+    p = retrieve("index", "--skills", str(skills), "--index", str(tmp_path / "third"))
+    assert "2 skills: nothing to embed (every text's vector is known)" in p.stderr
 
 
 def write_skill_md(folder: Path) -> None:
