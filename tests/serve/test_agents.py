@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from conftest import BUNDLED, write
+from conftest import BUNDLED, wait_for, write
 from helpers import Server, request, retrieve
 
 from retriever.serve.agents import AGENTS
@@ -303,3 +304,37 @@ def test_the_print_config_http_entry_reaches_a_running_server(server, bundled_in
     assert url == f"{server.url}/hooks/claude-code"
     status, answer = request(url, CLAUDE_EVENT, token=None)
     assert status == 200 and "hookSpecificOutput" in answer
+
+
+def test_before_the_servers_first_index_a_hook_gets_nothing_and_no_error(tmp_path, own_home):
+    """A server whose first index cannot be built (no skill under its root) answers every
+    agent's hook {} (where /search says 503): the prompt goes on, never a 5xx."""
+    empty = tmp_path / "empty"
+    (empty / "nothing").mkdir(parents=True)
+    # started here, not with helpers.Server, which waits for the first build to be done
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retriever.cli", "-q", "serve", "--port", "0", "--skills",
+         str(empty)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert line.startswith("serving "), line
+    s = SimpleNamespace(url=line.split(" at ", 1)[1].split(": ", 1)[0])
+    try:
+        wait_for(
+            lambda: request(f"{s.url}/health", token=None)[1]["status"] == "failed",
+            "the first build to fail",
+            timeout=120,
+        )
+        assert request(f"{s.url}/search", {"query": CLAUDE_EVENT["prompt"]}, token=None)[0] == 503
+        for agent, event in EVENTS.items():
+            assert post(s, agent, event) == (200, {})
+        headers = {"Accept": "application/json, text/event-stream"}
+        message = {"jsonrpc": "2.0", "id": 1, "method": "skills/list", "params": {}}
+        status, reply = request(f"{s.url}/mcp", message, token=None, headers=headers)
+        assert status == 200 and reply["error"]["code"] == -32603
+        assert "could not be opened" in reply["error"]["message"]
+    finally:
+        process.terminate()
+        assert process.wait(20) == 0

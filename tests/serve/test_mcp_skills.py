@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BUNDLED, write
+from conftest import BUNDLED, wait_for, write
 
 from retriever.serve import mcp_skills
 
@@ -77,6 +77,12 @@ def session(collection, tmp_path_factory):
     )  # fmt: skip
     s.p.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
     s.init = init  # type: ignore[attr-defined]
+    # the server answers at once and builds its first index on a thread: until then every
+    # skills/ call is an error that says how far the build is
+    first = s.call("skills/list")
+    if "error" in first:
+        assert first["error"]["code"] == -32603 and "ask again" in first["error"]["message"]
+        wait_for(lambda: "result" in s.call("skills/list"), "the first index", timeout=300)
     yield s
     s.close()
 
