@@ -62,7 +62,26 @@ def leak_check(skills: Path, query_files: Sequence[Path]) -> str | None:
             f"which the index holds: measure them against {holdout_skills()} (the default), "
             "or pass --allow-leak to see the size of the leak"
         )
+    skillmd = skillmd_dev_queries().resolve()
+    full = shared_dir() / "corpora" / "agent-skills"
+    if skills.resolve() == full.resolve() and any(
+        Path(f).resolve() == skillmd for f in query_files
+    ):
+        return (
+            f'the SKILL.md dev queries are lines of {skills}\'s "When to Use" sections, which '
+            f"the index holds: measure them against {skillmd_holdout_skills()}"
+        )
     return None
+
+
+def skillmd_dev_queries() -> Path:
+    """ "When to Use" lines of 283 SKILL.md skills, removed from the holdout corpus."""
+    return shared_dir() / "eval" / "skillmd-dev-queries.jsonl"
+
+
+def skillmd_holdout_skills() -> Path:
+    """The Agent Skills corpus less exactly the lines the SKILL.md dev queries are."""
+    return shared_dir() / "corpora" / "agent-skills-holdout"
 
 
 def default_queries() -> Path:

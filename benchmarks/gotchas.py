@@ -27,6 +27,14 @@ if __package__ in (None, ""):  # run as ``python benchmarks/gotchas.py``
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import HELD_OUT, REPO, RESULTS  # noqa: E402
+from benchmarks.confidence import BEFORE  # noqa: E402
+
+BEFORE_ANSWERS = {
+    **BEFORE,
+    "answers_by_rank": False,
+    "answer_word_weight": 0.0,
+    "answer_skills": 1000,
+}
 
 
 def edge_ids(skills: Path) -> dict[tuple[str, str], str]:
@@ -57,8 +65,14 @@ def measure(skills: Path, queries_file: Path, offtopic_file: Path, index_dir: Pa
     queries = [json.loads(line) for line in queries_file.read_text().splitlines() if line]
     offtopic = [json.loads(line) for line in offtopic_file.read_text().splitlines() if line]
     ids = edge_ids(skills)
+    # the answers before they were ordered by skill rank and own words, and before graded
+    # confidence (no match under 0.41 on the best listed score): ordered by cosine alone
+    before = SkillRetriever.open(
+        skills, index_dir=index_dir, rebuild="never", config=ScoringConfig(**BEFORE_ANSWERS)
+    )
     systems = (
         ("without sharp edges", without.search),
+        ("with sharp edges, before", before.search),
         ("with sharp edges", full.search),
     )
     out = {}
@@ -101,11 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(args.skills, args.queries, args.offtopic, args.index)
     print(f"{report['queries']}: {report['sharp_edge_documents']} of {report['documents']} "
           "documents are sharp edges")  # fmt: skip
-    print(f"{'':<22} {'n':>4} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   first answer: the gotcha / "
+    print(f"{'':<26} {'n':>4} {'R@1':>6} {'R@5':>6} {'MRR@10':>7}   first answer: the gotcha / "
           "another of the skill / other / none   off-topic with an answer")  # fmt: skip
     for name, m in report["results"].items():
         f = m["first answer"]
-        print(f"{name:<22} {m['n']:>4} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['MRR@10']:>7.3f}   "
+        print(f"{name:<26} {m['n']:>4} {m['R@1']:>6.3f} {m['R@5']:>6.3f} {m['MRR@10']:>7.3f}   "
               f"{f['the gotcha']:.1%} / {f['another of the skill']:.1%} / {f['other']:.1%} / "
               f"{f['none']:.1%}   {m['offtopic with an answer']} of {m['offtopic']}")  # fmt: skip
     args.json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -183,6 +183,36 @@ def trigger_router_run(queries: Sequence[BenchQuery], qvecs, skills, vectors) ->
 # -- the benchmark --------------------------------------------------------------------------
 
 
+def ours_gains(answerable: Sequence[BenchQuery], runs: dict[str, Run]) -> dict:
+    """Ours against each other system on the answerable queries: the MRR@10 and R@5 gains
+    with their paired-bootstrap 95% intervals (printed, and returned for the JSON)."""
+    from benchmarks.before_after import metrics, paired
+
+    out: dict = {}
+    if "ours" not in runs or not answerable:
+        return out
+    print()
+    for name, run in runs.items():
+        if name == "ours":
+            continue
+        row = {}
+        for m, i in (("MRR@10", 0), ("R@5", 1)):
+            theirs = [metrics(run.get(q.id, []), q.relevant)[i] for q in answerable]
+            ours = [metrics(runs["ours"].get(q.id, []), q.relevant)[i] for q in answerable]
+            gain, lo, hi = paired(theirs, ours)
+            row[m] = {"gain": round(gain, 4), "ci95": [round(lo, 4), round(hi, 4)]}
+        out[name] = row
+        print(
+            f"ours vs {name:<16}"
+            + "  ".join(
+                f"{m} {r['gain']:+.3f} [{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
+                for m, r in row.items()
+            )
+            + "  (paired bootstrap, 95%)"
+        )
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -434,6 +464,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
             }
             print(f"{name:<22}{n_ans:>6}{len(found) / n_ans:>21.1%}{own:>19.1%}")
 
+    gains = ours_gains(answerable, runs)
     print()
     print(
         f"{'wall time (s)':<26}{'prep':>8}{'queries':>9}{'total':>8}"
@@ -461,6 +492,7 @@ def run_benchmark(args: argparse.Namespace, queries: list[BenchQuery]) -> int:
         "ours_weak_rate": weak,
         "ours_no_match": refusal,
         "ours_top_pattern": patterns,
+        "ours_gains": gains,
         "shared_seconds": {k: round(v["prep"], 2) for k, v in timings.items() if "shared" in k},
         "wall_seconds": round(wall, 2),
     }

@@ -63,6 +63,7 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.quality import DENSE_ONLY  # noqa: E402
 from retriever.authoring.evaluate import mean_metrics, query_metrics  # noqa: E402
+from retriever.index.center import center_of  # noqa: E402
 from retriever.index.documents import ANTI_PATTERN, KINDS, PATTERN, TRIGGER  # noqa: E402
 from retriever.search import rank  # noqa: E402
 from retriever.search.query import clean_query  # noqa: E402
@@ -167,6 +168,15 @@ class Bench:
             self._near[n] = [self.index.vectors.search(v, n)[:2] for v in self.vectors]
         return self._near[n]
 
+    def centers(self) -> list[float]:
+        """Each query's cosine with the collection's center, as ``Searcher.nearest`` reads
+        it (the confidence's evidence)."""
+        if not hasattr(self, "_centers"):
+            v = self.index.vectors
+            center = center_of(v.vectors, v.ntotal, v.dimension)
+            self._centers = [float(center @ q) for q in self.vectors]
+        return self._centers
+
     def tables(self, config: ScoringConfig) -> RankingTables:
         if config not in self._tables:
             self._tables[config] = RankingTables(self.index.documents, self.ids, config)
@@ -179,11 +189,17 @@ class Bench:
         t = time.perf_counter()
         tables = self.tables(config)
         near = self.near(config.candidates) if near is None else near
+        centers = self.centers()
         out = [
             rank.rank(
-                rank.candidates(scores, rows, tables, config), q.keywords, q.bm25, tables, config, k
+                rank.candidates(scores, rows, tables, config, c),
+                q.keywords,
+                q.bm25,
+                tables,
+                config,
+                k,
             )
-            for q, (scores, rows) in zip(self.queries, near, strict=True)
+            for q, (scores, rows), c in zip(self.queries, near, centers, strict=True)
         ]
         self.ranking_seconds += time.perf_counter() - t
         self.rankings_made += 1
@@ -530,8 +546,9 @@ def bootstrap(bench: Bench, pairs: Sequence[tuple[Row, Row]], n: int = 2000) -> 
 
 
 def no_match(bench: Bench, configs: dict[str, ScoringConfig]) -> dict:
-    """The library's no-match rule, ``top_score < no_match_threshold`` and no trigger phrase
-    of two or more words: answered/refused rates per group by threshold.
+    """The library's no-match rule, ``evidence < no_match_threshold`` and no trigger phrase
+    of two or more words (the evidence: see ``retriever.rank``): answered/refused rates per
+    group by threshold.
 
     The threshold chosen is the highest that still answers >= 95% of dev-A; off-topic
     queries are split in two halves (by position) and only reported.
@@ -584,8 +601,9 @@ def no_match(bench: Bench, configs: dict[str, ScoringConfig]) -> dict:
         rankings = bench.rankings(cfg)
         top = np.array([r.top_score for r in rankings])
         best = np.array([r.best for r in rankings])
+        evidence = np.array([r.evidence for r in rankings])
         flags = np.array([r.no_match for r in rankings])
-        mine = (top < cfg.no_match_threshold) & ~vouched
+        mine = (evidence < cfg.no_match_threshold) & ~vouched
         agree = int((mine == flags).sum())
         print(
             f"  [{cname}] the rule recomputed here equals Ranking.no_match on "
@@ -594,7 +612,7 @@ def no_match(bench: Bench, configs: dict[str, ScoringConfig]) -> dict:
         res: dict = {"rule_reproduced": agree, "queries": len(flags)}
         nothing = np.zeros(len(top), dtype=bool)
         for fname, feature, override in (
-            ("library rule: top score, 2+-word trigger vouches", top, vouched),
+            ("library rule: evidence, 2+-word trigger vouches", evidence, vouched),
             ("top score alone", top, nothing),
             ("best document cosine (Ranking.best)", best, nothing),
         ):
@@ -604,8 +622,8 @@ def no_match(bench: Bench, configs: dict[str, ScoringConfig]) -> dict:
             f"[{cname}] library rule, no_match_threshold", cfg.no_match_threshold, flags
         )
         res["sweep"] = [
-            line(f"[{cname}] library rule", t, (top < t) & ~vouched)
-            for t in (0.35, 0.38, 0.40, 0.42, 0.44, 0.46, 0.50)
+            line(f"[{cname}] library rule", t, (evidence < t) & ~vouched)
+            for t in (0.74, 0.78, 0.80, 0.82, 0.84, 0.86, 0.90)
         ]
         out[cname] = res
     return out

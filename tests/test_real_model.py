@@ -64,7 +64,8 @@ def test_handoffs_fire_on_real_rules(bundled):
         "we need a security audit of the payment flow",
         "the webhook consumer must survive the same message arriving twice",
     ):
-        fired += bundled.search(q, k=3).handoffs
+        # k=1: a handoff to a skill the ranking already lists is not shown
+        fired += bundled.search(q, k=1).handoffs
     assert fired, "no handoff rule fired on queries written to trigger them"
     ids = {s.id for s in bundled.skills}
     assert all(h.to_skill in ids and h.resolved for h in fired)

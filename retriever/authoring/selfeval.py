@@ -1,10 +1,11 @@
 """``retrieve eval --self``: how well a collection's own questions find their skills.
 
-Every skill's validation messages, sharp edges (their symptoms and situation) and
-``receives_from`` contexts are questions whose right answer is known: the skill itself. Each
-is asked of an index that does not hold it: the items are split into ``folds`` by a hash of
+Every skill's validation messages, sharp edges (their symptoms and situation),
+``receives_from`` contexts and, in a SKILL.md, the lines of its "When to Use" sections are
+questions whose right answer is known: the skill itself (``authoring.questions``). Each is
+asked of an index that does not hold it: the items are split into ``folds`` by a hash of
 their place, and for each fold the documents of its items are left out (vectors and BM25
-alike, ``indexer.subset_index``) before its questions are ranked. Vectors come from the
+alike, ``index.build.subset_index``) before its questions are ranked. Vectors come from the
 opened index and the questions are embedded once, so a fold costs a vector index and a BM25
 build, not an embedding pass.
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from retriever.index.center import center_of_array
 from retriever.index.documents import Document, collection_documents, recipe
 from retriever.index.embed import Embedder, require_finite
 from retriever.index.lexical import build_lexical
@@ -167,6 +169,7 @@ def build_index(
         embed_seconds=cache.embed_seconds,
         estimated_seconds=cache.estimated_seconds,
         corpus=corpus,
+        center=center_of_array(doc_vectors),  # what opening reads, never summing the vectors
     )
     skill_ids = [s.id for s in report.skills]
     return SkillIndex(
@@ -196,9 +199,10 @@ def subset_index(
     texts: dict[str, list[str]] = {s.id: [] for s in index.skills}
     for d in documents:
         texts[d.skill_id].append(d.text)
+    kept = np.ascontiguousarray(every[rows])
     return SkillIndex(
-        index.manifest,
-        VectorIndex.build(np.ascontiguousarray(every[rows])),
+        replace(index.manifest, center=center_of_array(kept)),  # the center of what is kept
+        VectorIndex.build(kept),
         documents,
         index.skills,
         index.rule_vectors,

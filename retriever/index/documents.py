@@ -2,7 +2,9 @@
 
 Per skill: a card (name, description, identity summary), each trigger, one text of what it
 owns and its tags, each pattern, each anti-pattern, and (for SKILL.md skills, which have no
-patterns) each section of the Markdown body. Then what a skill says about problems, in the
+patterns) each section of the Markdown body and, one document each, what it says about when
+it applies (each line of its "When to Use" sections, its description's "Use when" clause).
+Then what a skill says about problems, in the
 words users describe them with: each validation check (its message and fix), each sharp edge
 (its summary, situation and symptoms), and the contexts in which work comes to it (its own
 ``receives_from`` contexts, and the contexts of other skills' handoff rules that point to
@@ -13,6 +15,7 @@ meaning.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +34,9 @@ VALIDATION = "validation"
 SHARP_EDGE = "sharp_edge"
 RECEIVES = "receives"
 HANDOFF_IN = "handoff_in"
+# What a skill says about when it applies: each line of a SKILL.md "When to Use" section
+# and the "Use when ..." clause of a description, one document each.
+USE_WHEN = "use_when"
 KINDS = (
     CARD,
     TRIGGER,
@@ -38,6 +44,7 @@ KINDS = (
     PATTERN,
     ANTI_PATTERN,
     SECTION,
+    USE_WHEN,
     VALIDATION,
     SHARP_EDGE,
     RECEIVES,
@@ -48,9 +55,18 @@ PROBLEM_KINDS = (VALIDATION, SHARP_EDGE)
 # The kinds a build indexes. The contexts in which work comes to a skill (receives,
 # handoff_in) are built and measured (benchmarks/kinds.py) but left out: added to the
 # validations they gained nothing on dev-A, and handoff_in cost 0.01-0.03 MRR@10 on dev-B.
-INDEXED_KINDS = (CARD, TRIGGER, TOPICS, PATTERN, ANTI_PATTERN, SECTION, VALIDATION, SHARP_EDGE)
+# use_when: SKILL.md dev-A 0.585 -> 0.599 MRR@10 with the "When to Use" and "Do not use"
+# sections no longer indexed as sections (benchmarks/skillmd.py).
+INDEXED_KINDS = tuple(k for k in KINDS if k not in (RECEIVES, HANDOFF_IN))
 # Texts of the problem kinds are cut like sections: the start says what they are about.
 PROBLEM_CHARS = 700
+
+# "When to Use" lines are short; a longer one is cut, and a skill has at most this many.
+USE_WHEN_CHARS = 300
+MAX_USE_WHEN = 16
+# a "When to Use" line in this many skills of a collection is boilerplate ("This skill is
+# applicable to execute the workflow ..." is in 369 of the 1,434 Agent Skills), not indexed
+SHARED_USE_WHEN = 3
 
 # Sections of a SKILL.md body are cut to this many characters: the model reads 256 tokens at
 # most, and the start of a section says what it is about.
@@ -58,7 +74,7 @@ SECTION_CHARS = 700
 MAX_SECTIONS = 12
 
 # Bump when the text a kind makes of a skill changes: indexes made before are then stale.
-REVISION = 1
+REVISION = 2
 
 
 def recipe() -> str:
@@ -110,25 +126,118 @@ def card_text(skill: Skill) -> str:
 
 
 def _sections(body: str) -> list[tuple[str, str]]:
-    """``(heading, text)`` for each ``#``/``##`` section of a Markdown body that has text."""
-    out: list[tuple[str, str]] = []
+    """``(heading, text)`` for each of the first ``MAX_SECTIONS`` ``#``-``###`` sections of a
+    Markdown body that have text, less those that say when the skill applies (their lines are
+    ``use_when`` documents) or when it does not ("Do not use this skill when": a query that
+    matches them is the one the skill is not for)."""
+    return [
+        (h, " ".join(" ".join(lines).split()))
+        for h, lines in _section_lines(body)[:MAX_SECTIONS]
+        if not (is_when_heading(h) or is_not_when_heading(h))
+    ]
+
+
+def _section_lines(body: str, levels: int = 3) -> list[tuple[str, list[str]]]:
+    """``(heading, lines)`` for each section (headings of ``levels`` ``#`` at most) of a
+    Markdown body that has text, code blocks left out."""
+    out: list[tuple[str, list[str]]] = []
     heading, in_code = "", False
     lines: list[str] = []
+    pattern = re.compile(rf"^#{{1,{levels}}}\s+(.*)$")
     for line in body.splitlines() + ["# "]:
         if line.lstrip().startswith("```"):
             in_code = not in_code
             continue
         if in_code:
             continue
-        m = re.match(r"^#{1,3}\s+(.*)$", line)
+        m = pattern.match(line)
         if m:
-            text = " ".join(" ".join(lines).split())
-            if text:
-                out.append((heading, text))
+            if any(x.strip() for x in lines):
+                out.append((heading, lines))
             heading, lines = m.group(1).strip(), []
         else:
             lines.append(line)
-    return out[:MAX_SECTIONS]
+    return out
+
+
+# A heading that says when the skill applies ("When to Use", "Use this skill when", "When to
+# use this workflow", "Use cases", "Trigger phrases"), not when it does not.
+_WHEN_HEADING = re.compile(
+    r"\bwhen to (use|activate|invoke|apply)\b|\buse (this skill |this |it )?when\b"
+    r"|\buse cases?\b|\btrigger (phrases|conditions)\b|\bwhen invoked\b",
+    re.I,
+)
+_NOT_HEADING = re.compile(r"\b(not|don'?t|never|avoid)\b", re.I)
+_NOT_WHEN_HEADING = re.compile(
+    r"\b(do not|don'?t|never) use\b|\bwhen not to\b|\bnot (to )?use (this|it|when)\b", re.I
+)
+# The clause of a description that says when to use the skill: "Use when ...", "Use this
+# skill when ...", "Use for ...", "Invoke when ...", "Triggers on ...".
+_USE_CLAUSE = re.compile(
+    r"\b(?:use|invoke|activate|apply|trigger(?:ed|s)?)(?: this skill| it| this)?"
+    r"\s+(?:when|whenever|for|if|on)\b",
+    re.I,
+)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+\u2022]|\d+[.)])\s+(.*\S)")
+_MARKUP = re.compile(r"\*\*|__|`|^\[[ xX]\]\s*")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def is_when_heading(heading: str) -> bool:
+    """A heading that says when the skill applies ("When to Use", "Use this skill when")."""
+    return bool(_WHEN_HEADING.search(heading)) and not _NOT_HEADING.search(heading)
+
+
+def is_not_when_heading(heading: str) -> bool:
+    """A heading that says when the skill does not apply ("Do not use this skill when",
+    "When not to use")."""
+    return bool(_NOT_WHEN_HEADING.search(heading))
+
+
+def _plain(text: str) -> str:
+    return " ".join(_MARKUP.sub("", _LINK.sub(r"\1", text)).split())
+
+
+def use_when_clause(description: str) -> str:
+    """The description's clause that says when to use the skill, from "Use when" (or "Use
+    for", "Invoke when", ...) to its end; empty when it has none."""
+    m = _USE_CLAUSE.search(description)
+    return description[m.start() :].strip() if m else ""
+
+
+def use_when_lines(body: str) -> list[str]:
+    """The lines of a body's "When to Use" sections (any heading level): each list item, or
+    each sentence of a section that has no list."""
+    out: list[str] = []
+    for heading, lines in _section_lines(body, levels=6):
+        if not is_when_heading(heading):
+            continue
+        items = [m.group(1) for m in map(_LIST_ITEM.match, lines) if m]
+        if not items:
+            items = re.split(r"(?<=[.!?])\s+", " ".join(" ".join(lines).split()))
+        out += [t for t in map(_plain, items) if len(t.split()) >= 2]
+    return list(dict.fromkeys(out))
+
+
+def use_when_texts(skill: Skill) -> list[tuple[str, str]]:
+    """``(field, text)`` of what a skill says about when it applies: the description's
+    "Use when" clause (``description#use-when``) and each "When to Use" line
+    (``use_when[i]``), at most ``MAX_USE_WHEN``."""
+    out: list[tuple[str, str]] = []
+    clause = use_when_clause(skill.description)
+    if clause:
+        out.append(("description#use-when", clause[:USE_WHEN_CHARS]))
+    lines = use_when_lines(skill.body) if skill.body else []
+    out += [(f"use_when[{i}]", t[:USE_WHEN_CHARS]) for i, t in enumerate(lines)]
+    return out[:MAX_USE_WHEN]
+
+
+def shared_use_when(skills: Sequence[Skill]) -> set[str]:
+    """The "When to Use" texts written alike in ``SHARED_USE_WHEN`` or more of ``skills``:
+    boilerplate that tells none of them apart (neither indexed nor asked by ``eval
+    --self``)."""
+    per_text = Counter(t for s in skills for t in {t for _, t in use_when_texts(s)})
+    return {t for t, n in per_text.items() if n >= SHARED_USE_WHEN}
 
 
 def check_text(check: Check) -> str:
@@ -183,6 +292,8 @@ def skill_documents(
                 _join(f"{heading}:" if heading else "", text)[:SECTION_CHARS],
             )
         )
+    for i, (field, text) in enumerate(use_when_texts(skill)):
+        docs.append(Document(sid, USE_WHEN, field, text, i))
     problem_docs = [
         *(
             Document(sid, VALIDATION, f"validations[{i}]", check_text(c)[:PROBLEM_CHARS], i)
@@ -219,4 +330,9 @@ def skill_documents(
 
 def collection_documents(skills: Sequence[Skill]) -> list[Document]:
     incoming = incoming_rules(skills)
-    return [d for s in skills for d in skill_documents(s, incoming.get(s.id, ()))]
+    docs = [d for s in skills for d in skill_documents(s, incoming.get(s.id, ()))]
+    # boilerplate "When to Use" lines (``shared_use_when``), counted on the documents made
+    per_text = Counter(
+        text for _, text in {(d.skill_id, d.text) for d in docs if d.kind == USE_WHEN}
+    )
+    return [d for d in docs if d.kind != USE_WHEN or per_text[d.text] < SHARED_USE_WHEN]

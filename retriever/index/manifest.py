@@ -59,15 +59,20 @@ class Manifest:
     corpus: dict[str, Any] | None = None
     format_version: int | None = None
     files: dict[str, FileEntry] = field(default_factory=dict)
+    # the unit mean of the document vectors (``index.center``): what a result's confidence
+    # measures a query against; None in an index built before it (then summed when opened)
+    center: tuple[float, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["roots"] = list(self.roots)
         extra = out.pop("extra")
-        for key in ("corpus", "format_version", "estimated_seconds"):
+        for key in ("corpus", "format_version", "estimated_seconds", "center"):
             if out[key] is None:
                 del out[key]
+        if self.center is not None:
+            out["center"] = list(self.center)
         if not self.files:
             del out["files"]
         return {**extra, **out}
@@ -100,6 +105,7 @@ class Manifest:
                 variant=str(data.get("variant", "fp32")),
                 corpus=data.get("corpus"),
                 format_version=data.get("format_version"),
+                center=_center(data.get("center")),
                 files={
                     str(k): FileEntry(str(v["sha256"]), int(v["bytes"])) for k, v in files.items()
                 },
@@ -117,3 +123,11 @@ class Manifest:
 
 def _number_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+def _center(value: Any) -> tuple[float, ...] | None:
+    """A recorded center as floats; ``None`` when absent or not a list of numbers (an index
+    without one still opens: its center is summed from its vectors)."""
+    if not isinstance(value, list) or not all(isinstance(x, int | float) for x in value):
+        return None
+    return tuple(float(x) for x in value)

@@ -55,7 +55,11 @@ class SkillLangChainRetriever(BaseRetriever):
                         "via": hit.via,
                         "collection": hit.collection,
                         "matched": [f"{m.field}: {m.text}" for m in hit.matches],
-                        "patterns": [p.name for p in hit.patterns],
+                        # an anti-pattern is what to avoid: said so wherever it is listed
+                        "patterns": [
+                            p.name if p.kind == "pattern" else f"Avoid: {p.name}"
+                            for p in hit.patterns
+                        ],
                         "handoffs": [
                             h.to_dict() for h in result.handoffs if h.from_skill == hit.id
                         ],

@@ -41,6 +41,7 @@ def compact_result(result: SearchResult) -> dict[str, Any]:
         return {
             "query": result.query,
             "no_match": True,
+            "confidence": result.confidence,
             "skills": [],
             "handoffs": [],
             "notes": list(result.notes),
@@ -58,7 +59,7 @@ def compact_result(result: SearchResult) -> dict[str, Any]:
             }
             for a in result.answers
         ]
-    out |= {"skills": skills, "handoffs": handoffs}
+    out |= {"confidence": result.confidence, "skills": skills, "handoffs": handoffs}
     if result.notes:
         out["notes"] = list(result.notes)
     return out
@@ -101,6 +102,10 @@ def search_output_model() -> Any:
         handoffs: list[HandoffOut] = []
         notes: list[str] = []
         no_match: bool = Field(False, description="nothing in the collection fits")
+        confidence: str = Field(
+            "high",
+            description="high, low (possibly relevant) or none (exactly when no_match)",
+        )
         nearest: list[str] = Field(
             [], description="with no_match: the closest skill ids, not answers"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from retriever.index.documents import PATTERN, SHARP_EDGE
-from retriever.present.results import SearchResult
+from retriever.present.results import LOW, POSSIBLY_RELEVANT, SearchResult
 from retriever.present.skill import (
     anti_pattern_entry,
     check_entry,
@@ -33,6 +33,7 @@ def render_result(
     """Markdown for ``result`` whose ``measure`` (default: characters) is at most ``budget``;
     empty when the result is ``no_match``, or when not even the first skill's heading and
     description fit (a title alone, or handoffs without their skills, would say nothing).
+    A low-confidence result is headed "Possibly relevant skills" and says why.
 
     Each block is measured with the blank line that joins it, so the parts add up to at
     least the whole for characters and for word-piece tokens alike.
@@ -51,7 +52,10 @@ def render_result(
         used += cost
         return True
 
-    add(f"# Skills for: {result.query}")
+    if result.confidence == LOW:  # say so rather than stay silent or claim a fit
+        add(f"# Possibly relevant skills for: {result.query}\n{POSSIBLY_RELEVANT}")
+    else:
+        add(f"# Skills for: {result.query}")
     shown: set[str] = set()
     for hit in result.skills:
         skill = skills.get(hit.id)

@@ -13,6 +13,15 @@ KEYWORD = "keyword"
 HANDOFF = "handoff"
 # How the note that explains a no-match result begins (the terminal leads with it).
 NO_MATCH_NOTE = "no skill in the collection fits this query"
+# A result's confidence (``search.rank.confidence_of``): "none" is exactly a no match.
+HIGH, LOW, NONE = "high", "low", "none"
+CONFIDENCES = (HIGH, LOW, NONE)
+# How the note of a low-confidence result begins (the terminal leads with it).
+LOW_CONFIDENCE_NOTE = "low confidence: these skills are possibly relevant"
+# What a low-confidence Markdown rendering says under its heading.
+POSSIBLY_RELEVANT = (
+    "Low confidence: nothing in the collection clearly fits; use these only where they apply."
+)
 # Scores are kept to this many decimals, as JSON shows them; thresholds are compared with
 # the kept value, so that no output shows a score on the other side of a decision.
 SCORE_DECIMALS = 4
@@ -154,6 +163,20 @@ class SearchResult:
     notes: tuple[str, ...] = ()
     truncated: bool = False  # the query was longer than the model reads, or was cut
     answers: tuple[Answer, ...] = ()  # the listed skills' matched problems, best first
+    # "high", "low" (possibly relevant) or "none" (exactly when ``no_match``)
+    confidence: str = HIGH
+
+    def __post_init__(self) -> None:
+        if self.confidence not in CONFIDENCES:
+            raise ValueError(
+                f"confidence is one of {', '.join(CONFIDENCES)}, not {self.confidence!r}"
+            )
+        # no_match is exactly confidence "none": a result made with only one of them says
+        # both
+        if self.no_match:
+            object.__setattr__(self, "confidence", NONE)
+        elif self.confidence == NONE:
+            object.__setattr__(self, "no_match", True)
 
     @property
     def skill_ids(self) -> list[str]:
@@ -168,6 +191,7 @@ class SearchResult:
             "handoffs": [h.to_dict() for h in self.handoffs],
             "weak": self.weak,
             "no_match": self.no_match,
+            "confidence": self.confidence,
             "truncated": self.truncated,
             "notes": list(self.notes),
         }

@@ -88,7 +88,8 @@ def check_entry(c: Check) -> Entry:
 def handoff_entry(h: HandoffRule) -> Entry:
     return Entry(
         f"to `{h.target}`",
-        f"when: {h.trigger}" + (f" ({h.context})" if h.context else ""),
+        # a rule whose context is its own text says it once
+        f"when: {h.trigger}" + (f" ({h.context})" if h.context and h.context != h.trigger else ""),
         extra=_pairs(("Priority", h.priority), ("Written at", h.origin)),
     )
 

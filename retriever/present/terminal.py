@@ -5,8 +5,14 @@ from __future__ import annotations
 import re
 import shutil
 
-from retriever.index.documents import SHARP_EDGE
-from retriever.present.results import HANDOFF, NO_MATCH_NOTE, SearchResult, shown
+from retriever.index.documents import PATTERN, SHARP_EDGE
+from retriever.present.results import (
+    HANDOFF,
+    LOW_CONFIDENCE_NOTE,
+    NO_MATCH_NOTE,
+    SearchResult,
+    shown,
+)
 from retriever.skill import Skill
 
 # Every C0/C1 control character but the newline: skill text is printed as data, and an
@@ -55,8 +61,14 @@ def format_result(result: SearchResult) -> str:
     width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 120))
     lines = [_clip(f"Skills for: {result.query}", width)]
     for note in result.notes:
-        # the no-match note says it all; it leads, once
-        lead = "NO MATCH: " if note.startswith(NO_MATCH_NOTE) else "note: "
+        # the no-match note says it all; it leads, once (and a low confidence says so)
+        lead = (
+            "NO MATCH: "
+            if note.startswith(NO_MATCH_NOTE)
+            else "POSSIBLY RELEVANT: "
+            if note.startswith(LOW_CONFIDENCE_NOTE)
+            else "note: "
+        )
         lines.append(safe(lead + note))
     if result.answers:
         best = result.answers[0]
@@ -82,12 +94,13 @@ def format_result(result: SearchResult) -> str:
         for h in result.handoffs:
             missing = "" if h.resolved else "  [not in the collection]"
             lines.append(_clip(f"  {h.from_skill} -> {h.to_skill}{missing}: {h.reason}", width))
-            if h.context:
+            if h.context and h.context not in h.reason:  # a rule whose text is its context
                 lines.append(_clip(f"      context: {h.context}", width))
     if result.patterns:
         lines += ["", "Best patterns across all skills:"]
         for p in result.patterns:
-            lines.append(_clip(f"  {shown(p.score)}  {p.skill_id}: {p.name}", width))
+            avoid = "" if p.kind == PATTERN else "avoid: "  # an anti-pattern says so
+            lines.append(_clip(f"  {shown(p.score)}  {p.skill_id}: {avoid}{p.name}", width))
     return "\n".join(lines)
 
 

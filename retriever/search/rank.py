@@ -22,11 +22,19 @@ checked on the other half and on two query sets written apart; see benchmarks/RE
 - **Weak semantic match.** When the best cosine is under ``weak_threshold`` the model has not
   understood the query; skills with keyword matches then lead (more matched words first) and
   say ``via: keyword``.
-- **No match.** When the best listed skill's score is under ``no_match_threshold`` and no
-  trigger phrase of two or more words matched, nothing in the collection fits: the result
-  says so (``no_match``). The rule reads the score the result shows, so a clear winner is
-  never called no match. One-word triggers ("rest", "test") are too common to vouch for a
-  query.
+- **Confidence.** How sure the result is that the collection fits the query, from three
+  numbers the query already computes: the best listed skill's score (what the result
+  shows), the best document's cosine (a real problem often matches one check or gotcha
+  closely while its skill's aggregated score stays low) and the query's cosine with the
+  collection's center (the mean of its document vectors: how much the query is about what
+  the collection is about). Their sum ``top + best_weight * best + center_weight *
+  center`` is the **evidence**: under ``no_match_threshold`` the confidence is ``none``
+  and nothing in the collection fits (``no_match``), from ``high_confidence_threshold``
+  up it is ``high``, between the two ``low`` (possibly relevant). A matched trigger phrase
+  of two or more words vouches for the query: never ``none``. One-word triggers ("rest",
+  "test") are too common to vouch for a query. Weights and thresholds were fitted on
+  calibration halves of in-domain and off-topic queries of four collections together
+  (benchmarks/confidence.py).
 """
 
 from __future__ import annotations
@@ -62,19 +70,38 @@ class ScoringConfig:
     second_weight: float = 0.1  # "best+": best + second_weight * sum of the next extra_hits
     extra_hits: int = 2
     # others (sharp_edge among them) 1.0; validation 0.6 chosen on dev-A against the holdout
-    # corpus (benchmarks/kinds.py); sharp edges measured on the bundled gotchas (README)
-    kind_weights: tuple[tuple[str, float], ...] = (("trigger", 0.6), ("validation", 0.6))
+    # corpus (benchmarks/kinds.py); sharp edges measured on the bundled gotchas (README);
+    # use_when ("When to Use" lines and "Use when" clauses of SKILL.md skills) 0.8, chosen
+    # on SKILL.md dev-A against the holdout corpus (benchmarks/skillmd.py)
+    kind_weights: tuple[tuple[str, float], ...] = (
+        ("trigger", 0.6),
+        ("use_when", 0.8),
+        ("validation", 0.6),
+    )
     lexical_weight: float = 1.0
     lexical_saturation: float = 10.0
     keyword_bonus: float = 0.04
     max_keyword_bonuses: int = 2
     weak_threshold: float = 0.35
-    no_match_threshold: float = 0.41  # the best skill's score (answers 95% of dev-A: README)
+    # Confidence (see the module docstring): the evidence is top score + best_weight x the
+    # best document's cosine + center_weight x the query's cosine with the collection's
+    # center; a logistic fit on calibration halves (spawner, Agent Skills, both, bundled;
+    # in-domain against off-topic), rounded. Under no_match_threshold: none (no match; the
+    # 90th percentile of the off-topic calibration queries' evidence on the collection
+    # where it is highest); from high_confidence_threshold up: high (the 99th percentile).
+    evidence_best_weight: float = 0.75
+    evidence_center_weight: float = 1.0
+    no_match_threshold: float = 0.82
+    high_confidence_threshold: float = 1.0
     handoff_from: int = 3  # handoff rules of this many top skills are tried
     rule_threshold: float = 0.5  # cosine needed by a natural-language handoff rule
     # a keyword rule matched only by a one-word phrase ('write', 'database') fires only when
     # the query is this similar to the rule's target (its best document's cosine)
     lone_word_rule_threshold: float = 0.5
+    # ... or when the query asks for that work (a request cue before the word in its clause:
+    # "also need help with the database", "then deploy it"; handoffs.word_asked) and is
+    # this similar to the target; None: request cues are not read (similarity alone)
+    asked_rule_threshold: float | None = 0.3
     handoff_share: float = 0.9  # a handoff target's score: this share of its source's
     matches_per_skill: int = 3
     patterns_per_skill: int = 3
@@ -85,6 +112,16 @@ class ScoringConfig:
     # gotcha ranked 1-8 there; two misleading answers a user met (a lower skill's gotcha at
     # cosine 0.16 and 0.23) ranked 114th and 40th.
     answer_rank: int = 10
+    # Which answers lead (Searcher._headline): those of the first answer_skills ranked
+    # skills, by skill rank first when answers_by_rank, then by cosine plus
+    # answer_word_weight x the share of the query's words the answer's own summary holds;
+    # only for a result whose confidence is one of answer_confidence. On the bundled gotchas
+    # the first answer is the very gotcha for 40 of 53 queries (37 before; either change
+    # alone also gives 40, benchmarks/gotchas.py).
+    answer_skills: int = 3
+    answers_by_rank: bool = True
+    answer_word_weight: float = 0.2
+    answer_confidence: tuple[str, ...] = ("high", "low")
 
     def __post_init__(self) -> None:
         if self.aggregation not in AGGREGATIONS:
@@ -100,6 +137,7 @@ class ScoringConfig:
             "top_patterns",
             "top_answers",
             "answer_rank",
+            "answer_skills",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -112,10 +150,21 @@ class ScoringConfig:
             "keyword_bonus",
             "max_keyword_bonuses",
             "handoff_from",
+            "evidence_best_weight",
+            "evidence_center_weight",
+            "answer_word_weight",
         )
         for name in at_least_zero:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, not {getattr(self, name)!r}")
+        unknown = [c for c in self.answer_confidence if c not in ("high", "low")]
+        if unknown:
+            raise ValueError(f"answer_confidence holds 'high' and 'low' only, not {unknown[0]!r}")
+        if self.high_confidence_threshold < self.no_match_threshold:
+            raise ValueError(
+                f"high_confidence_threshold ({self.high_confidence_threshold}) must not be "
+                f"under no_match_threshold ({self.no_match_threshold})"
+            )
         if not 0 <= self.handoff_share <= 1:
             raise ValueError(f"handoff_share must be between 0 and 1, not {self.handoff_share}")
         for entry in self.kind_weights:
@@ -213,6 +262,7 @@ class Candidates:
     groups: Groups  # the candidates by skill, with each skill's semantic score
     rows: np.ndarray  # the candidates' document rows
     scores: np.ndarray  # the candidates' cosines
+    center: float = 0.0  # the query's cosine with the collection's center (``index.center``)
 
 
 @dataclass(frozen=True)
@@ -221,9 +271,12 @@ class Ranking:
 
     ranked: list[Ranked]
     weak: bool  # the best cosine was under the weak threshold: keyword triggers lead
-    no_match: bool  # nothing in the collection fits
+    no_match: bool  # nothing in the collection fits: exactly when confidence is "none"
     best: float  # the best cosine of any document, as kept
     top_score: float  # the best listed skill's score, as kept
+    evidence: float = 0.0  # top + weights x (best, center), as kept: decides the confidence
+    confidence: str = "high"  # "high", "low" (possibly relevant) or "none"
+    center: float = 0.0  # the query's cosine with the collection's center, as kept
 
 
 class RankingTables:
@@ -262,15 +315,30 @@ class RankingTables:
 
 
 def candidates(
-    scores: np.ndarray, rows: np.ndarray, tables: RankingTables, config: ScoringConfig
+    scores: np.ndarray,
+    rows: np.ndarray,
+    tables: RankingTables,
+    config: ScoringConfig,
+    center: float = 0.0,
 ) -> Candidates:
-    """The nearest documents (cosines and rows) grouped and aggregated per skill."""
+    """The nearest documents (cosines and rows) grouped and aggregated per skill;
+    ``center``: the query's cosine with the collection's center (``index.center``)."""
     scores = scores.astype("float64")
     groups = group_candidates(
         scores, tables.doc_weight[rows], tables.doc_skill[rows], config, doc_counts=tables.doc_count
     )
     best = float(scores.max()) if len(scores) else 0.0
-    return Candidates(best, groups, rows, scores)
+    return Candidates(best, groups, rows, scores, float(center))
+
+
+def confidence_of(evidence: float, vouched: bool, config: ScoringConfig) -> str:
+    """``"high"``, ``"low"`` or ``"none"`` for a kept evidence; ``vouched`` (a trigger
+    phrase of two or more words matched) is never ``"none"``."""
+    if evidence >= config.high_confidence_threshold:
+        return "high"
+    if evidence >= config.no_match_threshold or vouched:
+        return "low"
+    return "none"
 
 
 def rank(
@@ -336,14 +404,20 @@ def rank(
                 float(lex[i]),
             )
         )
-    # Decided on what the result shows: the best listed skill's score (its documents, BM25
-    # and triggers together), so that a clear winner is never called no match and a no
-    # match never lists a skill above the threshold. A one-word trigger ("rest", "test",
-    # "battery") is too common to vouch for a query on its own; a matched phrase of two or
-    # more words is.
+    # Decided on evidence the result can show: the best listed skill's score (its
+    # documents, BM25 and triggers together), the best document's cosine and the query's
+    # cosine with the collection's center, each as kept. A one-word trigger ("rest",
+    # "test", "battery") is too common to vouch for a query on its own; a matched phrase of
+    # two or more words is.
     top_score = kept(max((r.score for r in ranked), default=0.0))
-    no_match = top_score < config.no_match_threshold and not any(h.n_words > 1 for h in keywords)
-    return Ranking(ranked, weak, no_match, best, top_score)
+    center = kept(near.center)
+    evidence = kept(
+        top_score + config.evidence_best_weight * best + config.evidence_center_weight * center
+    )
+    confidence = confidence_of(evidence, any(h.n_words > 1 for h in keywords), config)
+    return Ranking(
+        ranked, weak, confidence == "none", best, top_score, evidence, confidence, center
+    )
 
 
 def _doc_hits(positions: np.ndarray, near: Candidates, tables: RankingTables) -> tuple[DocHit, ...]:

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from retriever.index.center import center_of, stored_center
 from retriever.index.documents import ANTI_PATTERN, PATTERN, PROBLEM_KINDS, SHARP_EDGE
 from retriever.index.embed import Embedder, require_finite
 from retriever.present.results import (
     HANDOFF,
     KEYWORD,
+    LOW,
+    LOW_CONFIDENCE_NOTE,
     NO_MATCH_NOTE,
     SEMANTIC,
     Answer,
@@ -25,12 +28,14 @@ from retriever.present.results import (
     SkillHit,
     shown,
 )
+from retriever.search.answers import AnswerOrder, worth_listing
 from retriever.search.handoffs import HandoffRules
 from retriever.search.query import check_k, clean_query
 from retriever.search.rank import (
     Candidates,
     DocHit,
     Ranked,
+    Ranking,
     RankingTables,
     ScoringConfig,
     Triggers,
@@ -98,6 +103,15 @@ class Searcher:
         self.skills = skills.by_id
         self.lexical = index.lexical
         self.tables = RankingTables(index.documents, skills.ids, config)
+        # the collection's center, for the confidence's evidence (``index.center``): read
+        # from the manifest; summed from the vectors only for an index built before it
+        stored = stored_center(index.manifest.center, self.vectors.dimension)
+        self.center = (
+            stored
+            if stored is not None
+            else center_of(self.vectors.vectors, self.vectors.ntotal, self.vectors.dimension)
+        )
+        self.answer_order = AnswerOrder(config, self.lexical.tokens)
         # per skill: its pattern and anti-pattern rows, and all its rows (for the similarity
         # of a handoff rule's target), so that a returned skill costs index lookups
         self.pattern_rows = self._rows_by_skill(self._pattern_rows())
@@ -175,13 +189,14 @@ class Searcher:
         keywords = self.triggers.find(query)
         ranking = rank(near, keywords, self.lexical.scores(query), self.tables, self.config, k)
         top = ranking.ranked
-        handoffs = self._handoffs(query, qv[0], top, all_scores)
+        handoffs = worth_listing(self._handoffs(query, qv[0], top, all_scores), top)
 
         # a result that is no match answers nothing: its skills are the nearest, and a gotcha
         # of theirs is no answer to a question about something else
         floor = answer_floor(near.scores, self.config.answer_rank)
         answering = None if ranking.no_match else floor
-        results = [self._skill_hit(r, qv[0], all_scores, answering) for r in top]
+        words = self.answer_order.query_words(query)
+        results = [self._skill_hit(r, qv[0], all_scores, answering, words) for r in top]
         present = {r.skill_id for r in top}
         scores = {r.skill_id: r.score for r in top}
         for h in handoffs:
@@ -191,9 +206,14 @@ class Searcher:
 
         if ranking.no_match:
             notes.append(
-                f"{NO_MATCH_NOTE}: the best skill scores {shown(ranking.top_score, 3)}, "
-                f"under the {self.config.no_match_threshold} needed, and no trigger "
-                "phrase matched; the skills listed are the nearest, not answers"
+                f"{NO_MATCH_NOTE}: {self._evidence(ranking)} is under the "
+                f"{self.config.no_match_threshold} needed, and no trigger phrase matched; "
+                "the skills listed are the nearest, not answers"
+            )
+        elif ranking.confidence == LOW:
+            notes.append(
+                f"{LOW_CONFIDENCE_NOTE}: {self._evidence(ranking)} is under the "
+                f"{self.config.high_confidence_threshold} of a confident answer"
             )
         elif ranking.weak:
             notes.append(
@@ -205,7 +225,7 @@ class Searcher:
         # order)
         firsts = [r.patterns[0] for r in results if r.patterns]
         patterns = sorted(firsts, key=lambda p: -p.score)[: self.config.top_patterns]
-        answers = sorted((a for r in results for a in r.answers), key=lambda a: -a.score)
+        answers = self.answer_order.headline(results, ranking.confidence, words)
         return SearchResult(
             query=query,
             skills=tuple(results),
@@ -213,9 +233,19 @@ class Searcher:
             handoffs=tuple(handoffs),
             weak=ranking.weak,
             no_match=ranking.no_match,
+            confidence=ranking.confidence,
             notes=tuple(notes),
             truncated=truncated,
             answers=tuple(answers[: self.config.top_answers]),
+        )
+
+    def _evidence(self, ranking: Ranking) -> str:
+        """The confidence's evidence in words, with the numbers that make it."""
+        c = self.config
+        return (
+            f"the evidence {shown(ranking.evidence, 3)} (best skill {shown(ranking.top_score, 3)}"
+            f" + {c.evidence_best_weight} x closest text {shown(ranking.best, 3)}"
+            f" + {c.evidence_center_weight} x the collection's center {shown(ranking.center, 3)})"
         )
 
     def handoffs_for(self, query: str, sources: list[str]) -> list[Handoff]:
@@ -237,7 +267,8 @@ class Searcher:
             rows = np.zeros(0, dtype=np.int64)
             return (candidates(np.zeros(0), rows, self.tables, self.config), None)
         scores, rows, all_scores = self.vectors.search(query_vector, n)
-        return candidates(scores, rows, self.tables, self.config), all_scores
+        center = float(self.center @ query_vector)
+        return candidates(scores, rows, self.tables, self.config, center), all_scores
 
     def _closest(self, near: Candidates) -> str:
         """Which document was nearest the query, as ``skill field``."""
@@ -276,6 +307,7 @@ class Searcher:
                 self.config.rule_threshold,
                 target_similarity,
                 self.config.lone_word_rule_threshold,
+                self.config.asked_rule_threshold,
             )
         ]
         return [
@@ -334,13 +366,18 @@ class Searcher:
         qv: np.ndarray,
         all_scores: np.ndarray | None,
         answering: float | None = 0.0,
+        words: frozenset[str] = frozenset(),
     ) -> SkillHit:
         """``answering``: the cosine a sharp edge or check needs to be an answer (``None``:
-        no answers)."""
+        no answers); ``words``: the query's, which order the answers."""
         skill = self.skills[r.skill_id]
+        # each trigger once: one standing in the query is listed as that keyword match, not
+        # also as a semantic one
+        in_query = {k.field for k in r.keywords}
         matches = [
             Match(h.field, h.kind, h.text, h.score, SEMANTIC)
             for h in r.hits[: self.config.matches_per_skill]
+            if h.field not in in_query
         ]
         matches += [Match(k.field, "trigger", k.trigger, 1.0, KEYWORD) for k in r.keywords]
         return SkillHit(
@@ -354,10 +391,12 @@ class Searcher:
             self._skill_patterns(skill.id, qv, all_scores),
             ()
             if answering is None
-            else self._answers(skill, r.hits[: self.config.matches_per_skill], answering),
+            else self._answers(skill, r.hits[: self.config.matches_per_skill], answering, words),
         )
 
-    def _answers(self, skill: Skill, hits: Sequence[DocHit], floor: float) -> tuple[Answer, ...]:
+    def _answers(
+        self, skill: Skill, hits: Sequence[DocHit], floor: float, words: frozenset[str]
+    ) -> tuple[Answer, ...]:
         """The skill's sharp edges and checks among the documents that matched, best first,
         at least ``floor`` similar: a user who describes a gotcha sees that gotcha and its
         fix."""
@@ -374,7 +413,7 @@ class Searcher:
             out.append(
                 Answer(skill.id, h.kind, h.field, summary, first_lines(fix), h.score, h.item)
             )
-        return tuple(out)
+        return tuple(self.answer_order.within_skill(out, words))
 
     def _handoff_hit(
         self, h: Handoff, source_score: float, qv: np.ndarray, all_scores: np.ndarray | None

@@ -19,7 +19,15 @@ PREAMBLE = (
     "# Skills that fit this prompt\n"
     "Found by skill-retriever in your skill collection; follow what applies, ignore the rest."
 )
-MIN_MAX_CHARS = len(PREAMBLE) + 202  # room for the preamble and one skill's heading
+# The same, when the result's confidence is low: possibly relevant, said as such.
+PREAMBLE_LOW = (
+    "# Skills that may fit this prompt (low confidence)\n"
+    "Found by skill-retriever in your skill collection; nothing clearly fits, so use these "
+    "only where they plainly apply."
+)
+# what either preamble takes of the budget, with the blank line after it
+PREAMBLE_CHARS = max(len(PREAMBLE), len(PREAMBLE_LOW)) + 2
+MIN_MAX_CHARS = PREAMBLE_CHARS + 200  # room for the preamble and one skill's heading
 
 
 def markdown_budget(max_chars: int) -> int:
@@ -27,7 +35,7 @@ def markdown_budget(max_chars: int) -> int:
     ``max_chars`` leaves no room for a skill."""
     if max_chars < MIN_MAX_CHARS:
         raise ValueError(f"max_chars must leave room for a skill (at least {MIN_MAX_CHARS})")
-    return max_chars - len(PREAMBLE) - 2
+    return max_chars - PREAMBLE_CHARS
 
 
 def context_for(retriever: SkillRetriever, prompt: str, k: int, max_chars: int) -> str:
@@ -45,8 +53,16 @@ def context_for(retriever: SkillRetriever, prompt: str, k: int, max_chars: int) 
 
 
 def with_preamble(query: str, markdown: str) -> str:
-    """Our heading instead of the rendering's, which repeats the whole prompt."""
+    """Our heading instead of the rendering's, which repeats the whole prompt; a
+    low-confidence rendering keeps saying that its skills are only possibly relevant."""
+    from retriever.present.results import POSSIBLY_RELEVANT
+
+    preamble = PREAMBLE
+    possibly = f"# Possibly relevant skills for: {query}\n{POSSIBLY_RELEVANT}"
     echo = f"# Skills for: {query}"
-    if markdown.startswith(echo):
+    if markdown.startswith(possibly):
+        markdown = markdown[len(possibly) :].lstrip("\n")
+        preamble = PREAMBLE_LOW
+    elif markdown.startswith(echo):
         markdown = markdown[len(echo) :].lstrip("\n")
-    return f"{PREAMBLE}\n\n{markdown}" if markdown.strip() else ""
+    return f"{preamble}\n\n{markdown}" if markdown.strip() else ""

@@ -198,7 +198,11 @@ def test_keyword_rules_are_not_embedded_and_never_poison_the_cache(setup):
     rebuilt = SkillRetriever.open(root, index_dir=idx, embedder=counting, rebuild="always")
     assert counting.seen == []  # everything came from the previous index
     hit = rebuilt.search("webhook", k=1).skills[0]
-    assert hit.id == "webhooks" and hit.matches[0].score > 0.5
+    assert hit.id == "webhooks"
+    # the trigger document 'webhook' kept its vector (the match lists that trigger once, as
+    # the keyword it also is, so its cosine is read from the nearest documents)
+    near, _ = rebuilt._searcher.nearest(CountingEmbedder().encode(["webhook"])[0])
+    assert near.best > 0.5
     rules = {r.trigger for s in rebuilt.skills for r in s.handoffs}
     assert "signature|hmac" in rules and "signature|hmac" not in counting.seen
 

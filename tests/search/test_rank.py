@@ -122,17 +122,52 @@ def test_a_keyword_only_skill_is_ranked_and_says_keyword():
     assert [(x.skill_id, x.via) for x in result.ranked] == [("a", SEMANTIC), ("z", KEYWORD)]
 
 
-def test_no_match_reads_the_best_listed_score_and_a_long_trigger_vouches():
+def test_no_match_reads_the_evidence_and_a_long_trigger_vouches():
     t = table(("a", "card"), ("b", "card"))
     low = ranked(t, [0.30, 0.20])
-    assert low.no_match and low.top_score == pytest.approx(0.30, abs=1e-4)
+    # evidence = top 0.30 + 0.75 x best cosine 0.30 + 1.0 x center 0 = 0.525, under 0.82
+    assert low.no_match and low.confidence == "none"
+    assert low.top_score == pytest.approx(0.30, abs=1e-4)
+    assert low.evidence == pytest.approx(0.525, abs=1e-4)
     assert not ranked(t, [0.30, 0.20], bm25=[10.0, 0.0]).no_match  # 0.30 + 0.5 shown
     phrase = ranked(t, [0.30, 0.20], [KeywordHit("b", 0, "flaky tests", 2)])
-    assert not phrase.no_match  # a matched phrase of two words vouches for the query
+    # a matched phrase of two words vouches for the query: possibly relevant, never none
+    assert not phrase.no_match and phrase.confidence == "low"
     one_word = ranked(t, [0.30, 0.20], [KeywordHit("b", 0, "ci", 1)])
     assert one_word.no_match  # one word does not
-    # the threshold compares the kept score: 0.41996 is kept as 0.42, so it is an answer
-    assert not ranked(t, [0.41996, 0.1]).no_match
+
+
+def test_confidence_grades_the_evidence_and_none_is_exactly_no_match():
+    cfg = ScoringConfig()
+    t = table(("a", "card"), ("b", "card"))
+
+    def graded(cosine, center=0.0):
+        near = candidates(np.array([cosine, 0.0], np.float32), np.arange(2), t, cfg, center)
+        return rank(near, [], np.zeros(2), t, cfg, 5)
+
+    # one card at cosine c: top = c (softmax of one document), evidence = 1.75 c + center
+    none, low, high = graded(0.40), graded(0.50), graded(0.60)
+    assert (none.confidence, low.confidence, high.confidence) == ("none", "low", "high")
+    assert [r.no_match for r in (none, low, high)] == [True, False, False]
+    assert low.evidence == pytest.approx(0.875, abs=1e-4)
+    # the query's cosine with the collection's center adds to the evidence
+    assert graded(0.40, center=0.2).confidence == "low"
+    assert graded(0.50, center=-0.2).confidence == "none"
+    # thresholds compare the kept evidence: 0.81996 is kept as 0.82, which is enough
+    lifted = ScoringConfig(evidence_best_weight=0.0, evidence_center_weight=0.0)
+    near = candidates(np.array([0.81996, 0.0], np.float32), np.arange(2), t, lifted)
+    assert not rank(near, [], np.zeros(2), t, lifted, 5).no_match
+
+
+def test_the_collection_center_is_the_normalised_mean_read_in_blocks():
+    from retriever.index.center import center_of
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(70_000, 4)).astype(np.float32) + np.array([3, 0, 0, 0], np.float32)
+    c = center_of(lambda rows: v[rows], len(v), 4)  # two blocks of 65,536 rows at most
+    want = v.astype(np.float64).mean(0)
+    assert np.allclose(c, want / np.linalg.norm(want), atol=1e-5)
+    assert not center_of(lambda rows: v[rows], 0, 4).any()  # an empty collection
 
 
 def test_equal_scores_rank_by_id_and_k_limits():
@@ -166,6 +201,10 @@ def test_handoff_score_sits_just_under_its_source():
         ({"keyword_bonus": -1}, "keyword_bonus must be 0 or more"),
         ({"handoff_share": 1.5}, "handoff_share must be between 0 and 1"),
         ({"kind_weights": (("trigger", -0.6),)}, "kind_weights holds"),
+        ({"high_confidence_threshold": 0.5}, "must not be under no_match_threshold"),
+        ({"evidence_best_weight": -1}, "evidence_best_weight must be 0 or more"),
+        ({"answer_confidence": ("none",)}, "answer_confidence holds"),
+        ({"answer_skills": 0}, "answer_skills must be above 0"),
     ],
 )
 def test_scoring_config_validates_itself_when_made(bad, message):

@@ -86,11 +86,18 @@ def test_lone_word_does_not_fire_when_the_query_is_far_from_the_target(mini):
     assert "security" not in {s.id for s in r.skills if s.via == "handoff"}
 
 
-def test_handoff_cycle_does_not_loop(mini):
-    # webhooks -> queues is not keyword-triggered here; queues -> webhooks is ('webhook')
+def test_handoff_cycle_does_not_loop_and_a_listed_skill_is_not_handed_to(mini):
+    # webhooks -> queues is not keyword-triggered here; queues -> webhooks is ('webhook'),
+    # but webhooks is listed already: a handoff to it would say nothing (nor would the
+    # ping-pong pair webhooks -> queues -> webhooks)
     r = mini.search("webhook queue worker", k=3)
     assert len(r.skill_ids) == len(set(r.skill_ids))
-    assert ("queues", "webhooks") in {(h.from_skill, h.to_skill) for h in r.handoffs}
+    ranked = {s.id for s in r.skills if s.via != "handoff"}
+    assert {"webhooks", "queues"} <= ranked
+    assert not [h for h in r.handoffs if h.to_skill in ranked]
+    # the rule itself still fires: asked of queues' rules alone, the handoff is there
+    forced = mini.handoffs_for("webhook queue worker", ["queues"])
+    assert ("queues", "webhooks") in {(h.from_skill, h.to_skill) for h in forced}
 
 
 def test_weak_semantic_match_falls_back_to_triggers(mini):
@@ -109,9 +116,10 @@ def test_errors(mini):
         mini.skill("webhook")
 
 
-def test_json_contract(mini):
-    d = mini.search("webhook hmac", k=2).to_dict()
-    assert set(d) >= {"query", "skills", "patterns", "handoffs"}
+def test_json_contract(mini_any_word):
+    # k=1: a handoff to a skill the ranking lists is not shown
+    d = mini_any_word.search("webhook hmac", k=1).to_dict()
+    assert set(d) >= {"query", "skills", "patterns", "handoffs", "confidence", "no_match"}
     assert set(d["skills"][0]) >= {"id", "name", "score", "via", "matches", "patterns"}
     assert set(d["handoffs"][0]) >= {"from", "to", "reason"}
 
