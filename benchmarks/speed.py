@@ -14,6 +14,7 @@ also written as JSON (``--json-out``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,15 @@ def bench_hook(corpus: Path, index: Path, runs: int) -> dict:
     out: dict = {"in_process_s": None, "via_server_s": None}
     if find_server(index) is None:  # else an outside server would answer both
         out["in_process_s"] = time_process(hook, runs, stdin=event)
+    with running_server(corpus, index):
+        out["via_server_s"] = time_process(hook, runs, stdin=event)
+    return out
+
+
+@contextlib.contextmanager
+def running_server(corpus: Path, index: Path) -> Iterator[str]:
+    """A `retrieve serve` of ``corpus`` on a free loopback port while the block runs; its
+    URL."""
     server = subprocess.Popen(
         retrieve_cmd("serve", "--port", "0", "--skills", str(corpus), "--index", str(index)),
         stdout=subprocess.PIPE,
@@ -175,11 +186,10 @@ def bench_hook(corpus: Path, index: Path, runs: int) -> dict:
         line = server.stdout.readline() if server.stdout else ""
         if not line.startswith("serving "):
             raise SystemExit(f"retrieve serve did not start: {line!r}")
-        out["via_server_s"] = time_process(hook, runs, stdin=event)
+        yield line.split(" at ", 1)[1].split(": ", 1)[0]
     finally:
         server.terminate()
         server.wait(30)
-    return out
 
 
 def bench_queries(corpus: Path, index: Path) -> dict:

@@ -23,15 +23,154 @@ def bundled_skills_dir() -> Path:
     return inside if inside.is_dir() else _PACKAGE.parent / "skills"
 
 
-# Where people keep their skills; used when no --skills is given and at least one exists.
-USER_SKILL_ROOTS = ("~/.spawner/skills", "~/.claude/skills")
+# Where people keep their skills, one (label, folder) per agent's user-level skills folder,
+# each as that agent's own docs name it (README, "Every agent's skill folders"). Used when
+# no --skills is given: those that exist, in this order (the first root wins a duplicate id).
+USER_SKILL_ROOTS = (
+    ("spawner", "~/.spawner/skills"),
+    ("Claude Code", "$CLAUDE_CONFIG_DIR/skills"),  # ~/.claude unless CLAUDE_CONFIG_DIR is set
+    ("Codex, Gemini CLI, Cursor, OpenCode", "~/.agents/skills"),
+    ("Gemini CLI", "~/.gemini/skills"),
+    ("Cursor", "~/.cursor/skills"),
+    ("OpenCode", "$XDG_CONFIG_HOME/opencode/skills"),  # ~/.config unless set
+    ("Codex (legacy), Cursor", "~/.codex/skills"),
+)
+# The same agents' project-level folders, looked for under a hook event's `cwd` and its
+# parents up to the repository root (Claude Code, Codex and OpenCode walk up that far).
+PROJECT_SKILL_DIRS = (
+    ".claude/skills",
+    ".agents/skills",
+    ".gemini/skills",
+    ".cursor/skills",
+    ".opencode/skills",
+    ".codex/skills",
+)
+# A project folder this deep below the repository root is not walked further up than that.
+MAX_PROJECT_DEPTH = 32
+
+
+def _claude_home() -> Path:
+    return Path(os.environ.get("CLAUDE_CONFIG_DIR") or "~/.claude").expanduser()
+
+
+def _expand(pattern: str) -> Path:
+    if pattern.startswith("$CLAUDE_CONFIG_DIR/"):
+        return _claude_home() / pattern.split("/", 1)[1]
+    if pattern.startswith("$XDG_CONFIG_HOME/"):
+        config = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+        return Path(config).expanduser() / pattern.split("/", 1)[1]
+    return Path(pattern).expanduser()
+
+
+def user_skill_folders() -> list[tuple[str, Path]]:
+    """Every user-level skills folder an agent reads, as ``(agent, folder)``, whether it
+    exists or not: the fixed ones, then each installed Claude Code plugin's ``skills/``."""
+    return [(label, _expand(p)) for label, p in USER_SKILL_ROOTS] + [
+        ("Claude Code plugin " + name, folder) for name, folder in plugin_skill_folders()
+    ]
+
+
+def plugin_skill_folders() -> list[tuple[str, Path]]:
+    """``(plugin id, <install path>/skills)`` of each Claude Code plugin installed for the
+    user and not disabled.
+
+    Claude Code keeps each installed version under ``plugins/cache/<marketplace>/<plugin>/
+    <version>/`` and a plugin's skills in its ``skills/`` folder (plugins-reference). Which
+    version is installed is read from ``plugins/installed_plugins.json`` (``{"plugins":
+    {"name@marketplace": [{"scope", "installPath", ...}]}}``, a format users report, not
+    documented), dropping plugins ``enabledPlugins`` in ``settings.json`` turns off; without
+    that file, the newest version folder of each cached plugin."""
+    import json
+
+    home = _claude_home()
+    plugins = Path(os.environ.get("CLAUDE_CODE_PLUGIN_CACHE_DIR") or home / "plugins")
+    enabled: dict = {}
+    try:
+        settings = json.loads((home / "settings.json").read_text(encoding="utf-8"))
+        if isinstance(settings, dict) and isinstance(settings.get("enabledPlugins"), dict):
+            enabled = settings["enabledPlugins"]
+    except (OSError, ValueError):
+        pass
+    found: list[tuple[str, Path]] = []
+    try:
+        installed = json.loads((plugins / "installed_plugins.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        installed = None
+    if isinstance(installed, dict) and isinstance(installed.get("plugins"), dict):
+        for name, records in installed["plugins"].items():
+            records = records if isinstance(records, list) else [records]
+            for record in records:
+                if not isinstance(record, dict) or enabled.get(name) is False:
+                    continue
+                if record.get("scope", "user") != "user" or not record.get("installPath"):
+                    continue  # a project-scope install belongs to that project only
+                found.append((str(name), Path(str(record["installPath"])) / "skills"))
+    else:
+        for plugin in sorted((plugins / "cache").glob("*/*")):
+            versions = [v for v in plugin.iterdir() if v.is_dir()] if plugin.is_dir() else []
+            name = f"{plugin.name}@{plugin.parent.name}"
+            if versions and enabled.get(name) is not False:
+                newest = max(versions, key=lambda v: v.stat().st_mtime)
+                found.append((name, newest / "skills"))
+    return found
 
 
 def default_skill_roots() -> list[Path]:
-    """``~/.spawner/skills`` and ``~/.claude/skills`` that exist, else the bundled collection."""
-    found = [Path(p).expanduser() for p in USER_SKILL_ROOTS]
-    found = [p for p in found if p.is_dir()]
+    """The user-level skill folders of every agent (``user_skill_folders``) that exist, each
+    once, else the bundled collection."""
+    found: list[Path] = []
+    for _, folder in user_skill_folders():
+        if folder.is_dir() and all(folder.resolve() != f.resolve() for f in found):
+            found.append(folder)
     return found or [bundled_skills_dir()]
+
+
+def project_skill_roots(cwd: PathArg | None, exclude: Sequence[Path] = ()) -> list[Path]:
+    """The project's own skill folders for a hook event's ``cwd``: each of
+    ``PROJECT_SKILL_DIRS`` in ``cwd`` and every parent up to the repository root (the
+    nearest folder holding ``.git``; just ``cwd`` outside a repository), nearest first,
+    resolved, without those in ``exclude`` (the user's roots: ``~`` as a project is the
+    user's own folders). ``[]`` for no ``cwd``, a relative one, or one that is no folder."""
+    if not isinstance(cwd, (str, PathLike)) or not str(cwd) or "\0" in str(cwd):
+        return []
+    start = Path(cwd)
+    if not start.is_absolute():
+        return []
+    try:
+        start = start.resolve()
+        if not start.is_dir():
+            return []
+    except (OSError, RuntimeError):
+        return []
+    chain = [start]
+    for parent in start.parents:
+        if len(chain) > MAX_PROJECT_DEPTH or _is_repo_root(chain[-1]):
+            break
+        chain.append(parent)
+    if not _is_repo_root(chain[-1]):
+        chain = [start]  # not in a repository: the folder the agent runs in, alone
+    seen = {Path(p).resolve() for p in exclude}
+    found: list[Path] = []
+    for folder in chain:
+        for name in PROJECT_SKILL_DIRS:
+            candidate = folder / name
+            try:
+                if not candidate.is_dir():
+                    continue
+                real = candidate.resolve()
+            except (OSError, RuntimeError):
+                continue
+            if real not in seen:
+                seen.add(real)
+                found.append(real)
+    return found
+
+
+def _is_repo_root(folder: Path) -> bool:
+    try:
+        return (folder / ".git").exists()
+    except OSError:
+        return False
 
 
 def _source_checkout_index() -> Path | None:

@@ -2,6 +2,6 @@
 
 import sys
 
-from retriever.cli.main import main
+from retriever.cli import main
 
 sys.exit(main())

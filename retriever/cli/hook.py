@@ -1,23 +1,42 @@
-"""`retrieve hook AGENT`: the skills for each prompt, as an agent's hook."""
+"""`retrieve hook AGENT`: the skills for each prompt, as an agent's prompt hook."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 
 from retriever.cli.options import common_options, positive, seconds
+
+AGENTS = ("claude-code", "codex", "gemini")  # retriever.serve.agents.AGENTS, not imported here
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "hook",
-        help="an agent hook: `hook claude-code` adds the skills for each prompt "
-        "(UserPromptSubmit); --print-config shows the settings entry",
+        help="an agent's prompt hook: `hook claude-code|codex|gemini` adds the skills for "
+        "each prompt; --print-config shows the settings entry",
     )
-    p.add_argument("agent", choices=("claude-code",), help="the agent whose hook this is")
+    _arguments(p)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("agent", choices=AGENTS, help="the agent whose hook this is")
     p.add_argument(
         "--print-config",
         action="store_true",
-        help="print the .claude/settings.json entry for these options and exit",
+        help="print the agent's settings entry for these options (and on stderr the file "
+        "it goes in) and exit",
+    )
+    p.add_argument(
+        "--http",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URL",
+        help="with --print-config, for Claude Code: the `type: http` entry calling a "
+        "running `retrieve serve` (default: the one running for this index, else "
+        "http://127.0.0.1:8765), the token read from $SKILL_RETRIEVER_TOKEN",
     )
     p.add_argument("-k", type=positive, default=None, help="how many skills (default 3)")
     p.add_argument(
@@ -41,7 +60,24 @@ def add_parser(sub) -> None:
     common_options(p, rebuild=False)
 
 
-def run(args: argparse.Namespace) -> int:
-    from retriever.serve.hook import run_claude_code
+class _HookParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        # exit 0: a hook's exit 2 would block the user's prompt; the line says what is wrong
+        self.exit(0, f"retrieve: error: {message} (see retrieve hook --help)\n")
 
-    return run_claude_code(args)  # always 0: a hook must never block the prompt
+
+def main(words: Sequence[str]) -> int:
+    """`retrieve hook ...` on its own short path (``retriever.cli.main`` imports every
+    command's module to build its parser)."""
+    parser = _HookParser(prog="retrieve hook", description="An agent's prompt hook.")
+    _arguments(parser)
+    args = parser.parse_args(list(words))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    from retriever.serve.hook import run_hook
+
+    code = run_hook(args.agent, args)  # 0 on a prompt, whatever happens
+    sys.stdout.flush()
+    return code

@@ -114,25 +114,22 @@ def announced_servers(index_dir: Path) -> list[RunningServer]:
 def verify(server: RunningServer, timeout: float) -> bool:
     """Whether the process answering at ``server.url`` is the one that wrote its file: it
     answers a fresh nonce with the proof only that process can make. Sends no token."""
-    import http.client
-    import urllib.parse
+    from retriever.serve.loopback import LoopbackError, request
 
     nonce = secrets.token_hex(16)
-    parts = urllib.parse.urlsplit(server.url)
-    if parts.scheme != "http" or not parts.hostname:
-        return False
-    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
-        connection.request("GET", f"{IDENTITY_PATH}?nonce={nonce}")
-        response = connection.getresponse()
-        body = response.read(MAX_IDENTITY_BYTES + 1)
-        if response.status != 200 or len(body) > MAX_IDENTITY_BYTES:
+        status, body = request(
+            server.url,
+            "GET",
+            f"{IDENTITY_PATH}?nonce={nonce}",
+            timeout=timeout,
+            limit=MAX_IDENTITY_BYTES,
+        )
+        if status != 200:
             return False
         answer = json.loads(body)
-    except (OSError, ValueError, http.client.HTTPException):
+    except (LoopbackError, ValueError):
         return False
-    finally:
-        connection.close()
     if not isinstance(answer, dict) or not isinstance(answer.get("proof"), str):
         return False
     return hmac.compare_digest(answer["proof"], proof(server.secret, nonce))

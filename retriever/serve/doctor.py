@@ -28,7 +28,7 @@ def diagnose(
     from retriever.index.store import index_status
     from retriever.load import load_collection
     from retriever.load.changes import fingerprint_now
-    from retriever.paths import USER_SKILL_ROOTS, index_folder, resolve_roots
+    from retriever.paths import index_folder, resolve_roots, user_skill_folders
 
     roots = resolve_roots(skills)
     embedder = make_embedder(model, backend)  # resolves the model; loads nothing
@@ -52,7 +52,10 @@ def diagnose(
         "roots": [str(r) for r in roots],
         "default_roots": None
         if skills
-        else [{"path": p, "exists": Path(p).expanduser().is_dir()} for p in USER_SKILL_ROOTS],
+        else [
+            {"agent": agent, "path": str(folder), "exists": folder.is_dir()}
+            for agent, folder in user_skill_folders()
+        ],
         "skills": len(report.skills),
         "problems": len(report.problems),
         "skipped_files": sum(p.skipped for p in report.problems),
@@ -147,10 +150,10 @@ def format_report(r: dict[str, Any]) -> str:
     lines = [f"skill-retriever {r['version']}"]
     lines.append("skills roots: " + ", ".join(r["roots"]))
     for d in r["default_roots"] or []:
-        if not d["exists"]:
-            lines.append(f"  default root {d['path']}: not found")
+        state = "found" if d["exists"] else "not found"
+        lines.append(f"  default root {d['path']} ({d['agent']}): {state}")
     if r["default_roots"] is not None and not any(d["exists"] for d in r["default_roots"]):
-        lines.append("  (neither default root exists: the bundled collection is used)")
+        lines.append("  (no default root exists: the bundled collection is used)")
     problems = f"{r['problems']} load problems"
     if r["skipped_files"]:
         problems += f", {r['skipped_files']} skill files left out (`retrieve index` lists why)"

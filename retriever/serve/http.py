@@ -628,7 +628,9 @@ def build_app(
 
     from retriever.errors import IndexNotReadyError, RetrieverError, UnknownSkillError
     from retriever.present.skill import skill_markdown
+    from retriever.serve.hook_routes import hook_routes
     from retriever.serve.mcp import build_server
+    from retriever.serve.projects import ProjectRetrievers
 
     gate = anyio.Semaphore(SEARCH_SLOTS)  # shared by /search and the MCP tool
 
@@ -722,6 +724,8 @@ def build_app(
             Route("/skills/{id:path}", get_skill, methods=["GET"]),
             Route("/health", get_health, methods=["GET"]),
             Route(IDENTITY_PATH, get_identity, methods=["GET"]),
+            # POST /hooks/{agent}: prompt hooks, with each project's own skill folders
+            *hook_routes(ProjectRetrievers(lambda: live.current, live.roots), gate),
             *mcp_app.routes,  # /mcp itself, not a catch-all mount: other paths get our 404
         ],
         exception_handlers={HTTPException: http_error},

@@ -122,8 +122,13 @@ def build_server(source: SkillRetriever | LiveRetriever, *, gate: Any = None):
                 for s in skills
             ]
 
+    from retriever.serve.mcp_skills import skills_extension, skills_middleware
+
+    skills = skills_extension(current)  # SEP-2640: skills/list, skills/get, skill files
     server = SkillServer(
         name="skill-retriever",
+        extensions=[skills],
+        middleware=[skills_middleware(skills)],
         version=__version__,
         instructions="Look up expert skills for a task with search_skills, then load one "
         "with get_skill (or read the resource skill://ID).",

@@ -12,7 +12,8 @@ from minicollection import write_mini
 from retriever import SkillRetriever
 from retriever.index.center import center_of
 from retriever.present.compact import compact_result
-from retriever.serve.hook import PREAMBLE, PREAMBLE_LOW, _with_preamble
+from retriever.serve.context import PREAMBLE, PREAMBLE_LOW
+from retriever.serve.context import with_preamble as _with_preamble
 
 QUERY = "record each event id and skip events already processed"
 

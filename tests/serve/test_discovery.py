@@ -117,17 +117,28 @@ def test_doctor_says_a_stale_file_is_ignored(own_home, bundled_index):
     assert "skills" not in server  # nothing read from a server that is not ours
 
 
+def _hook_reply(context, **extra) -> bytes:
+    inner = {"hookEventName": "UserPromptSubmit", "additionalContext": context, **extra}
+    return json.dumps({"hookSpecificOutput": inner}).encode()
+
+
 BAD_REPLIES = {
-    "300 KB of Markdown": json.dumps(
-        {"query": "q", "no_match": False, "markdown": "x" * 300_000}
-    ).encode(),
-    "Markdown over the budget": json.dumps(
-        {"query": "q", "no_match": False, "markdown": "y" * 5000}
-    ).encode(),
+    "300 KB of context": _hook_reply("x" * 300_000),
+    "context over the budget": _hook_reply("y" * 5000),
     "a JSON list": b"[1, 2, 3]",
-    "null markdown": b'{"query": "q", "no_match": false, "markdown": null}',
-    "a number for markdown": b'{"query": "q", "no_match": false, "markdown": 7}',
-    "no query": b'{"no_match": false, "markdown": "z"}',
+    "null context": _hook_reply(None),
+    "a number for context": _hook_reply(7),
+    "another event": json.dumps(
+        {"hookSpecificOutput": {"hookEventName": "BeforeAgent", "additionalContext": "z"}}
+    ).encode(),
+    "a key the agent's schema refuses": _hook_reply("z", systemMessage="hi"),
+    "a key beside hookSpecificOutput": json.dumps(
+        {
+            "hookSpecificOutput": {"hookEventName": "UserPromptSubmit", "additionalContext": "z"},
+            "decision": "block",
+            "reason": "no",
+        }
+    ).encode(),  # fmt: skip
     "not JSON": b"<html>oops</html>",
 }
 
@@ -147,21 +158,21 @@ def test_a_bad_reply_from_a_proven_server_falls_back_to_searching_here(
         p = run_hook(EVENT, *index_args, "--max-chars", "4000")
     finally:
         bad.close()
-    assert [path.split("?")[0] for _, path, _ in bad.requests] == ["/identity", "/search"]
+    paths = [path.split("?")[0] for _, path, _ in bad.requests]
+    assert paths == ["/identity", "/hooks/claude-code"]
     assert (p.returncode, p.stdout, p.stderr) == (0, expected.stdout, b"")
 
 
 def test_a_good_reply_from_a_proven_server_is_used(own_home, bundled_index, index_args):
     secret = secrets.token_hex(32)
-    reply = {"query": EVENT["prompt"], "no_match": False, "markdown": "## From the server"}
-    good = FakeServer(secret=secret, reply=json.dumps(reply).encode())
+    good = FakeServer(secret=secret, reply=_hook_reply("## From the server"))
     try:
         announce(bundled_index, good.url, pid=os.getpid(), secret=secret, token="tok")
         p = run_hook(EVENT, *index_args)
     finally:
         good.close()
     context = json.loads(p.stdout)["hookSpecificOutput"]["additionalContext"]
-    assert context.endswith("## From the server")
+    assert context == "## From the server"  # the server's answer is what the hook prints
     search = [h for m, _, h in good.requests if m == "POST"]
     assert search and search[0]["Authorization"] == "Bearer tok"
 

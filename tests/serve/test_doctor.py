@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
-from conftest import BUNDLED
+from conftest import BUNDLED, write
 from helpers import retrieve as run_retrieve
 
 
@@ -58,10 +59,38 @@ def test_doctor_says_what_needs_doing_and_exits_1(tmp_path, bundled_index, bundl
 
 
 def test_doctor_lists_the_default_roots_it_did_not_find(tmp_path, bundled_index, bundled):
-    p = retrieve("doctor", "--index", str(bundled_index), env={"HOME": str(tmp_path)})
+    env = {"HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": "", "XDG_CONFIG_HOME": ""}
+    p = retrieve("doctor", "--index", str(bundled_index), env=env)
     assert p.returncode == 0, p.stderr
-    assert "default root ~/.spawner/skills: not found" in p.stdout
+    assert f"default root {tmp_path}/.spawner/skills (spawner): not found" in p.stdout
+    assert f"default root {tmp_path}/.gemini/skills (Gemini CLI): not found" in p.stdout
     assert "the bundled collection is used" in p.stdout
+
+
+def test_doctor_names_every_agents_folder_it_finds(tmp_path):
+    """The user-level folders of each agent, and an installed Claude Code plugin's skills,
+    are the default roots (HOME is a made-up one: the real user's folders are never read)."""
+    home = tmp_path / "home"
+    for folder in (".claude/skills/a-skill", ".gemini/skills/b-skill", ".agents/skills/c-skill"):
+        write_skill_md(home / folder)
+    plugin = home / ".claude/plugins/cache/market/tools/1.0.0"
+    write_skill_md(plugin / "skills/d-skill")
+    (home / ".claude/plugins/installed_plugins.json").write_text(
+        json.dumps({"version": 2, "plugins": {"tools@market": [
+            {"scope": "user", "installPath": str(plugin), "version": "1.0.0"}
+        ]}})
+    )  # fmt: skip
+    env = {"HOME": str(home), "CLAUDE_CONFIG_DIR": "", "XDG_CONFIG_HOME": ""}
+    r = json.loads(retrieve("doctor", "--json", env=env).stdout)
+    found = {d["agent"]: d["path"] for d in r["default_roots"] if d["exists"]}
+    assert found == {
+        "Claude Code": f"{home}/.claude/skills",
+        "Codex, Gemini CLI, Cursor, OpenCode": f"{home}/.agents/skills",
+        "Gemini CLI": f"{home}/.gemini/skills",
+        "Claude Code plugin tools@market": f"{plugin}/skills",
+    }
+    assert r["roots"] == [str(Path(p).resolve()) for p in found.values()]
+    assert r["skills"] == 4
 
 
 def test_doctor_user_errors_exit_2_in_one_line(tmp_path):
@@ -88,3 +117,16 @@ def test_a_build_says_up_front_how_long_it_will_take(tmp_path):
     p = retrieve("index", "--skills", str(skills), "--index", str(tmp_path / "again"))
     p = retrieve("index", "--skills", str(skills), "--index", str(tmp_path / "third"))
     assert "2 skills: nothing to embed (every text's vector is known)" in p.stderr
+
+
+def write_skill_md(folder: Path) -> None:
+    write(
+        folder / "SKILL.md",
+        f"""
+        ---
+        name: {folder.name}
+        description: The {folder.name} skill, made up for a test of default roots
+        ---
+        # {folder.name}
+        """,
+    )

@@ -156,12 +156,15 @@ def test_print_config_gives_the_settings_entry(tmp_path):
         cwd=tmp_path,
         env={**os.environ, "SKILL_RETRIEVER_HOME": str(home)},
     )  # fmt: skip
-    assert p.returncode == 0 and p.stderr == ""
+    assert p.returncode == 0
+    assert p.stderr.startswith("retrieve hook: add this to ~/.claude/settings.json")
     entry = json.loads(p.stdout)
     (group,) = entry["hooks"]["UserPromptSubmit"]
     (hook,) = group["hooks"]
     assert hook["type"] == "command" and hook["timeout"] == 10
-    # absolute paths (the hook runs in every project's folder), and the index folder named
+    # absolute paths (the hook runs in every project's folder, maybe outside the virtual
+    # environment: the interpreter or `retrieve` by its path), and the index folder named
+    assert hook["command"].startswith(f"{sys.executable} -m retriever.cli hook ")
     assert f"hook claude-code --skills {BUNDLED} --index {home.resolve()}/" in hook["command"]
     assert hook["command"].endswith(" --max-chars 3000")
 
@@ -172,3 +175,36 @@ def test_a_missing_onnx_export_is_not_started_on_a_prompt(tmp_path, index_args):
     assert p.returncode == 0 and out == "" and err.count("\n") == 1
     assert "ONNX export is not made yet" in err and " index --skills " in err
     assert list(tmp_path.iterdir()) == []  # no half-made export left behind
+
+
+def test_a_projects_skills_are_indexed_in_the_background_without_a_server(tmp_path, index_args):
+    """No server: the first prompt in a project starts `retrieve index` of the user's roots
+    plus the project's folders (only the project's texts embed) and gets the user's skills;
+    once built, the project's skill answers; another project never sees it."""
+    from conftest import wait_for
+
+    def project(name: str, skill: str, description: str):
+        root = tmp_path / name
+        (root / ".git").mkdir(parents=True)
+        folder = root / ".claude" / "skills" / skill
+        folder.mkdir(parents=True)
+        (folder / "SKILL.md").write_text(
+            f"---\nname: {skill}\ndescription: {description}\n---\n# {skill}\n\n{description}.\n"
+        )
+        return root
+
+    a = project("a", "zephyr-ledger", "Reconcile the Zephyr ledger nightly batch with the bank")
+    b = project("b", "quokka-deploy", "Deploy the Quokka kiosk firmware to museum devices")
+    prompt = "the nightly zephyr ledger batch disagrees with the bank statement"
+    first = run_hook(dict(EVENT, cwd=str(a), prompt=prompt), *index_args)
+    out, err = text(first)
+    assert first.returncode == 0 and "zephyr" not in out.lower()
+    assert err.startswith("retrieve hook: the project's skills (") and "being indexed" in err
+
+    def found() -> bool:
+        out, _ = text(run_hook(dict(EVENT, cwd=str(a / "."), prompt=prompt), *index_args))
+        return "zephyr-ledger" in out
+
+    wait_for(found, "the project's index built in the background", timeout=300)
+    later = run_hook(dict(EVENT, cwd=str(b), prompt=prompt), *index_args)
+    assert "zephyr" not in text(later)[0].lower()
