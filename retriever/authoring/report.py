@@ -51,7 +51,9 @@ def skill_link(skill_id: str, paths: Mapping[str, str] | None) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:.3f}"
+    # from the 4 decimals the JSON holds, so that the page and `--json` never differ in the
+    # last digit (0.75849 would show 0.758 here and round to 0.759 from the JSON's 0.7585)
+    return f"{round(value, 4):.3f}"
 
 
 def _bar_chart(report: SelfEvalReport, paths: Mapping[str, str] | None = None) -> str:
