@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import RESULTS, run_in_tree  # noqa: E402
 from benchmarks.speed import REPO  # noqa: E402
 from benchmarks.variants import dev_half  # noqa: E402
 
@@ -63,15 +62,9 @@ print(json.dumps(out))
 
 
 def run_side(tree: Path, corpus: Path, index: Path, files: list[Path]) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-c", _SIDE, str(tree), str(corpus), str(index), *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd="/",
+    return run_in_tree(
+        _SIDE, [str(tree), str(corpus), str(index), *map(str, files)], f"{PROG}: the side {tree}"
     )
-    if done.returncode != 0:
-        raise SystemExit(f"{PROG}: the side {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def metrics(ranked: Sequence[str], relevant: Sequence[str]) -> tuple[float, float]:

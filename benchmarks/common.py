@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retriever.authoring.evaluate import METRICS, mean_metrics, query_metrics
 from retriever.index.embed import Embedder
@@ -271,3 +271,18 @@ def format_table(
 
 def rounded(m: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}
+
+
+def run_in_tree(script: str, args: list[str], who: str) -> Any:
+    """The JSON that ``script`` (Python run with ``python -c``, its ``sys.argv[1:]`` being
+    ``args``) prints on its last line: a fresh process from ``/``, so that it imports the
+    ``retriever`` of the tree it is given, not this one. ``who`` names it in the error."""
+    import json
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, cwd="/"
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{who} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -18,8 +18,6 @@ tree), or, when the index format changed between them, the base tree reads
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from benchmarks.common import (  # noqa: E402
     default_skills,
     fail,
     require_data,
+    run_in_tree,
 )
 from benchmarks.speed import REPO, usual_index, write_report  # noqa: E402
 from benchmarks.timing import stats  # noqa: E402
@@ -59,15 +58,11 @@ print(json.dumps(timing.query_times(r, qs)))
 
 
 def run_side(tree: Path, corpus: Path, index: Path, queries: Path) -> list[float]:
-    done = subprocess.run(
-        [sys.executable, "-c", _SIDE, str(tree), str(REPO), str(corpus), str(index), str(queries)],
-        capture_output=True,
-        text=True,
-        cwd="/",
+    return run_in_tree(
+        _SIDE,
+        [str(tree), str(REPO), str(corpus), str(index), str(queries)],
+        f"query_ab: the side {tree}",
     )
-    if done.returncode != 0:
-        raise SystemExit(f"query_ab: the side {tree} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,7 +89,7 @@ def live_retriever(args: argparse.Namespace):
     told how far the build is."""
     from retriever.api import SkillRetriever
     from retriever.index.embed import make_embedder
-    from retriever.index.opening import is_fresh
+    from retriever.index.opening import index_state
     from retriever.paths import index_folder, named_roots
     from retriever.serve.live import LiveRetriever, SkillWatcher
 
@@ -117,7 +117,7 @@ def live_retriever(args: argparse.Namespace):
         if args.watch:
             watchers.append(SkillWatcher(live).start())
 
-    if args.no_rebuild or is_fresh(folder, roots, embedder, verify=args.verify):
+    if args.no_rebuild or index_state(folder, roots, embedder, verify=args.verify).fresh:
         live = LiveRetriever(open_first(True), named)
         watch(live)
     else:

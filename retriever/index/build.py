@@ -56,6 +56,7 @@ class VectorCache:
         shared: EmbeddingCache | None = None,
     ) -> None:
         self._vectors: dict[str, np.ndarray] = {}
+        self._asked: set[str] = set()  # texts the shared cache was asked for already
         self._embedder = embedder
         self._shared = shared if embedder.cache_key else None
         self.cached = 0  # texts whose vectors came from the previous index or the cache
@@ -76,11 +77,14 @@ class VectorCache:
                 self._vectors.setdefault(rule.rule.trigger, v)
 
     def plan(self, texts: Sequence[str]) -> list[str]:
-        """The distinct ``texts`` that no earlier vector answers: what ``encode`` embeds."""
+        """The distinct ``texts`` that no earlier vector answers: what ``encode`` embeds.
+        The shared cache is asked once per text (a build plans, to announce, then encodes)."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
-        if missing and self._shared is not None and self._embedder.cache_key:
-            found = self._shared.get(self._embedder.cache_key, missing, self._embedder.dimension)
+        ask = [t for t in missing if t not in self._asked]
+        if ask and self._shared is not None and self._embedder.cache_key:
+            found = self._shared.get(self._embedder.cache_key, ask, self._embedder.dimension)
             self._vectors.update(found)
+            self._asked.update(ask)
             missing = [t for t in missing if t not in found]
         return missing
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import logging
-import math
 import os
 import threading
 from dataclasses import dataclass
@@ -30,9 +29,8 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default"}
 # A model for every call that names none (e.g. the folder `retrieve tune` wrote).
 ENV_MODEL = "SKILL_RETRIEVER_MODEL"
-# The first-line estimate of a build times this share of its texts (at least SAMPLE_LEAST)
-# before the rest; embedders that batch choose their own sample (``index.onnx``).
-SAMPLE_SHARE = 0.03
+# Texts the first-line estimate of a build times at least (``progress.spread_sample``);
+# embedders that run in parallel choose their own sample (``index.onnx``).
 SAMPLE_LEAST = 8
 # Texts embedded between two progress counts, by embedders that do not count themselves.
 TRACKED_CHUNK = 128
@@ -83,10 +81,10 @@ class Embedder(abc.ABC):
 
     def encode_tracked(self, texts: list[str], progress: BuildProgress) -> np.ndarray:
         """``encode(texts)`` for a build, telling ``progress`` how far it is: first a sample
-        of the texts spread over their lengths (``SAMPLE_SHARE`` of them, at least
-        ``SAMPLE_LEAST``) is embedded and timed, and ``progress.estimated`` gets the seconds
-        the whole call should take; then the rest, a chunk at a time. Embedders that batch
-        or run in parallel choose their own sample (``index.onnx``)."""
+        of the texts spread over their lengths (``progress.spread_sample``) is embedded and
+        timed, and ``progress.estimated`` gets the seconds the whole call should take; then
+        the rest, a chunk at a time. Embedders that batch or run in parallel choose their
+        own sample (``index.onnx``)."""
         import time
 
         import numpy as np
@@ -96,9 +94,10 @@ class Embedder(abc.ABC):
             progress.estimated(0.0)
             progress.embedded()
             return np.zeros((0, self.dimension), dtype=np.float32)
+        from retriever.index.progress import spread_sample
+
         by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        want = min(len(texts), max(SAMPLE_LEAST, math.ceil(SAMPLE_SHARE * len(texts))))
-        picked = sorted({by_length[int(i)] for i in np.linspace(0, len(texts) - 1, want).round()})
+        picked = sorted(by_length[i] for i in spread_sample(len(texts), SAMPLE_LEAST))
         started = time.perf_counter()
         sample = self.encode([texts[i] for i in picked])
         progress.estimated((time.perf_counter() - started) * len(texts) / len(picked))

@@ -10,17 +10,18 @@ mean/cls/max, extra layers such as Dense) stay on the sentence-transformers path
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,9 +75,8 @@ TOKENIZE_CHUNK = 8192  # texts tokenised together (only their lengths are kept a
 BUILD_WORKERS = 4
 # Fewer runs than this many per worker go to the query session (an edit's rebuild).
 PARALLEL_LEAST = 4
-# The first-line estimate times this share of a build's batches (spread over the lengths,
-# at least SAMPLE_LEAST per worker) and extrapolates; the vectors are the build's own.
-SAMPLE_SHARE = 0.03
+# The first-line estimate times at least this many runs per worker
+# (``progress.spread_sample``).
 SAMPLE_LEAST = 3
 # The stable id of the vectors an export gives (``export.json``'s ``variant``), for caches
 # keyed on model + variant + text: the unquantised export gives the model's own vectors.
@@ -100,6 +100,26 @@ INT8_SUFFIX = "-int8-ffo"  # the recipe in the name: another recipe, another fol
 # A quantised export is used only if its vectors are this close to the fp32 export's on the
 # probes (the measured lowest on real texts is 0.97).
 MIN_COSINE_INT8 = 0.95
+
+
+@contextlib.contextmanager
+def written_aside(target: Path) -> Iterator[Path]:
+    """A fresh folder beside ``target`` to write an export into, renamed to ``target`` when
+    the block ends well (if a concurrent writer got there first, its folder is kept and this
+    one dropped) and removed when it fails: a half-written export is never at ``target``."""
+    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / META_FILE).is_file():
+                raise
+            shutil.rmtree(tmp)  # a concurrent writer won; keep its folder
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class ExportUnsupported(ModelError):
@@ -142,9 +162,7 @@ def quantize_export(source: Path, target: Path) -> Path:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
-    tmp.mkdir(parents=True)
-    try:
+    with written_aside(target) as tmp:
         quiet = _QuietQuantiser()
         logging.getLogger().addFilter(quiet)
         try:
@@ -174,15 +192,6 @@ def quantize_export(source: Path, target: Path) -> Path:
             }
         )
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / META_FILE).is_file():
-                raise
-            shutil.rmtree(tmp)  # a concurrent quantisation won; keep it
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -256,9 +265,7 @@ def export_model(st_model: Any, target: Path) -> Path:
     sample = tokenizer(
         ["a short text", "another, longer text to export with"], padding=True, return_tensors="pt"
     )
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:6]}"
-    tmp.mkdir(parents=True)
-    try:
+    with written_aside(target) as tmp:
         axes = {n: {0: "batch", 1: "tokens"} for n in input_names}
         # The tracer warns about shapes it fixes while tracing; the export is checked against
         # the original model before use (check_export), so the warnings are only noise.
@@ -289,15 +296,6 @@ def export_model(st_model: Any, target: Path) -> Path:
             "dimension": int(auto_model.config.hidden_size),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not (target / META_FILE).is_file():
-                raise
-            shutil.rmtree(tmp)  # a concurrent export won; keep it
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 
@@ -574,14 +572,10 @@ def build_workers(batches: int) -> int:
 
 def sample_batches(batches: int, workers: int = 1) -> list[int]:
     """Which of ``batches`` (in ``token_batches``' order, shortest first) the first-line
-    estimate times: SAMPLE_SHARE of them, at least SAMPLE_LEAST per worker, evenly spread,
-    so that every length is in the sample as often as in the build."""
-    import numpy as np
+    estimate times: ``progress.spread_sample``, at least SAMPLE_LEAST runs per worker."""
+    from retriever.index.progress import spread_sample
 
-    if batches <= 0:
-        return []
-    want = min(batches, max(SAMPLE_LEAST * workers, math.ceil(SAMPLE_SHARE * batches)))
-    return sorted({int(i) for i in np.linspace(0, batches - 1, want).round()})
+    return spread_sample(batches, SAMPLE_LEAST * workers)
 
 
 def token_batches(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,8 +63,8 @@ def open_index(
 ) -> Opened:
     """The index in ``folder`` for ``roots`` and ``embedder``, built first when ``rebuild``
     and its state call for it (``"never"``: ``StaleIndexError`` instead)."""
-    from retriever.index.store import build_lock, index_status, load_index
-    from retriever.load.changes import fingerprint_now, scan_corpus
+    from retriever.index.store import build_lock, load_index
+    from retriever.load.changes import scan_corpus
 
     if rebuild not in REBUILD_CHOICES:
         raise ValueError(f"rebuild must be one of {REBUILD_CHOICES}, not {rebuild!r}")
@@ -77,15 +78,7 @@ def open_index(
         return scans[0]
 
     def status() -> IndexStatus:
-        # no walk and no hashing when the manifest's record vouches for every file
-        return index_status(
-            folder,
-            embedder.model_id,
-            lambda m: fingerprint_now(
-                m.corpus_fingerprint, m.corpus, roots, verify=verify, scan=scanned
-            ),
-            lambda: embedder.variant,
-        )
+        return index_state(folder, roots, embedder, verify=verify, scan=scanned)
 
     current = None if rebuild == "always" else status()
     reason = "rebuild asked for" if current is None else current.stale_because
@@ -125,18 +118,28 @@ def open_index(
         ) from e
 
 
-def is_fresh(folder: Path, roots: list[Path], embedder: Embedder, *, verify: bool = False) -> bool:
-    """Whether the index in ``folder`` can be opened as it is (no build needed): the check
-    ``open_index`` makes first, from the manifest and the files' metadata."""
+def index_state(
+    folder: Path,
+    roots: list[Path],
+    embedder: Embedder,
+    *,
+    verify: bool = False,
+    scan: Callable[[Any], Scan] | None = None,
+) -> IndexStatus:
+    """Whether the index in ``folder`` can be opened as it is for ``roots`` and
+    ``embedder`` (model, its vectors' variant, document recipe, skill files), and if not
+    why: the check ``open_index`` makes first, and servers make before deciding to build on a
+    thread. No walk and no hashing when the manifest's record vouches for every file;
+    ``scan``: where a walk, if needed, comes from (``open_index`` keeps it for the build)."""
     from retriever.index.store import index_status
     from retriever.load.changes import fingerprint_now
 
     return index_status(
         folder,
         embedder.model_id,
-        lambda m: fingerprint_now(m.corpus_fingerprint, m.corpus, roots, verify=verify),
-        lambda: embedder.variant,
-    ).fresh
+        lambda m: fingerprint_now(m.corpus_fingerprint, m.corpus, roots, verify=verify, scan=scan),
+        lambda: embedder.variant,  # only asked when the model matches (it may export)
+    )
 
 
 def load_report(scan: Scan, roots: list[Path]) -> LoadReport:

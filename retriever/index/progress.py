@@ -16,6 +16,7 @@ lock.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -27,6 +28,23 @@ log = logging.getLogger(__name__)
 
 # Seconds between two progress lines when stderr is not a terminal.
 LINE_EVERY_S = 10.0
+
+
+# The first-line estimate times this share of a build's texts (or runs), spread over their
+# lengths, and scales it up; the sample's vectors are the build's own.
+SAMPLE_SHARE = 0.03
+
+
+def spread_sample(count: int, least: int) -> list[int]:
+    """Which of ``count`` items, ordered by length, the estimate times: ``SAMPLE_SHARE`` of
+    them and at least ``least``, evenly spread from the shortest to the longest, so that
+    every length is in the sample as often as in the build."""
+    if count <= 0:
+        return []
+    want = min(count, max(least, math.ceil(SAMPLE_SHARE * count)))
+    if want == 1:
+        return [0]
+    return sorted({round(i * (count - 1) / (want - 1)) for i in range(want)})
 
 
 def duration_words(seconds: float) -> str:

@@ -171,9 +171,6 @@ class LiveRetriever:
         self.held_because: str | None = None  # why the files' state is not being served
         self.last_reload: ReloadOutcome | None = None
         self.watching = False
-        self.opened = threading.Event()  # set once the first index is served (or failed)
-        if retriever is not None:
-            self.opened.set()
         self._reload_lock = threading.Lock()
         self._fresh_lock = threading.Lock()
         # (when, (fingerprint served, the roots' identities), why)
@@ -217,11 +214,9 @@ class LiveRetriever:
             self.failed_because = str(e)
             self.progress.finish("failed")
             log.error("the skill index could not be opened: %s", e)
-            self.opened.set()
             return
         self._current = retriever
         self.progress.finish("ready")
-        self.opened.set()
         log.info(
             "index ready: %d skills (%.0f s after start)",
             len(retriever.skills),
